@@ -1,0 +1,313 @@
+"""Text helpers for mail parsing: charset normalisation, decoding with fallbacks, RFC 2047
+words (lenient), HTML to plain text. Nothing here raises on bad input."""
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import html
+import re
+from html.parser import HTMLParser
+
+# Declared name (lower-case) -> Python codec. Legacy labels are mapped to their de-facto superset
+# (what mail clients really send under them), as browsers (WHATWG encoding spec) do.
+_ALIASES = {
+    "utf8": "utf-8", "utf-8": "utf-8", "x-utf8": "utf-8", "unicode-1-1-utf-8": "utf-8",
+    "unicode-1-1-utf-7": "utf-7", "utf7": "utf-7", "x-unicode-2-0-utf-7": "utf-7",
+    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "iso_8859-1": "cp1252", "latin1": "cp1252",
+    "latin-1": "cp1252", "l1": "cp1252", "x-user-defined": "cp1252", "8bit": "cp1252",
+    "iso-8859-9": "cp1254", "latin5": "cp1254",
+    "iso-8859-11": "cp874", "tis-620": "cp874", "windows-874": "cp874",
+    "ks_c_5601-1987": "cp949", "ks_c_5601": "cp949", "ksc5601": "cp949", "euc-kr": "cp949",
+    "korean": "cp949", "x-windows-949": "cp949", "windows-949": "cp949",
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030",
+    "chinese": "gb18030", "csgb2312": "gb18030", "gb_2312-80": "gb18030", "x-euc-cn": "gb18030",
+    "euc-cn": "gb18030",
+    "big5": "big5hkscs", "x-x-big5": "big5hkscs", "big-5": "big5hkscs", "cn-big5": "big5hkscs",
+    "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932",
+    "windows-31j": "cp932", "ms_kanji": "cp932", "csshiftjis": "cp932",
+    "euc-jp": "euc_jis_2004", "x-euc-jp": "euc_jis_2004",
+    "iso-2022-jp": "iso2022_jp_ext", "csiso2022jp": "iso2022_jp_ext",
+    "iso-8859-8-i": "iso-8859-8", "iso-8859-6-i": "iso-8859-6", "iso-8859-8-e": "iso-8859-8",
+    "x-mac-roman": "mac_roman", "macintosh": "mac_roman",
+    "x-mac-cyrillic": "mac_cyrillic",
+    "unicode": "utf-16", "ucs-2": "utf-16",
+}
+_NON_TEXT = {"base64", "base_64", "hex", "quopri", "quoted-printable", "rot13", "rot_13",
+             "uu", "bz2", "zlib", "zip", "idna", "punycode", "undefined", "unicode_escape",
+             "raw_unicode_escape", "string_escape", "mbcs", "oem", "charmap"}
+FALLBACK = "cp1252"
+
+
+def normalize_charset(name: str | None) -> str | None:
+    """Python codec name for a declared MIME charset, or None if unknown/unusable."""
+    if not name:
+        return None
+    if isinstance(name, tuple):  # RFC 2231 charset param tuple
+        name = name[2] if len(name) == 3 else str(name)
+    n = str(name).strip().strip("\"'").strip().lower()
+    if "*" in n:  # RFC 2231 language: utf-8*en
+        n = n.split("*", 1)[0]
+    if not n or len(n) > 40:
+        return None
+    n = _ALIASES.get(n, n)
+    if n.startswith("cp-"):
+        n = "cp" + n[3:]
+    if n.startswith("windows") and n[7:].lstrip("-_").isdigit():
+        n = "cp" + n[7:].lstrip("-_")
+    try:
+        info = codecs.lookup(n)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if info.name in _NON_TEXT or not getattr(info, "_is_text_encoding", True):
+        return None
+    return info.name
+
+
+def decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = None,
+                 what: str = "text", utf8_first: bool = False) -> tuple[str, str]:
+    """Decode ``data`` declared as ``charset``; fall back to utf-8, then cp1252/latin-1.
+
+    Returns (text, codec used). A defect is noted when the declared charset is unknown or does
+    not fit the bytes. ``utf8_first`` tries UTF-8 before the declared charset (8-bit headers).
+    """
+    if not data:
+        return "", normalize_charset(charset) or ""
+    codec = normalize_charset(charset)
+    if charset and codec is None and defects is not None:
+        defects.append(f"{what}: unknown charset {str(charset)[:40]!r}, decoded with fallback")
+    if data.isascii() and codec in (None, "ascii", "utf-8", "cp1252"):
+        return data.decode("ascii"), codec or "ascii"
+    order: list[str] = []
+    if utf8_first or codec == "ascii":
+        order.append("utf-8")
+    if codec and codec != "ascii":
+        order.append(codec)
+    for c in ("utf-8", FALLBACK):
+        if c not in order:
+            order.append(c)
+    for i, c in enumerate(order):
+        try:
+            text = data.decode(c)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        except Exception:  # noqa: BLE001 - exotic codec bugs
+            continue
+        if codec and c != codec and not (utf8_first and c == "utf-8") and defects is not None:
+            defects.append(f"{what}: bytes do not match charset {str(charset)[:40]!r}, "
+                           f"decoded as {c}")
+        return text, c
+    if defects is not None:
+        defects.append(f"{what}: undecodable bytes for charset {str(charset or '')[:40]!r}, "
+                       "decoded as latin-1")
+    return data.decode("latin-1"), "latin-1"
+
+
+def unsurrogate(value: str) -> bytes | None:
+    """Bytes behind a str that the email package decoded with surrogateescape; None if ASCII."""
+    if value.isascii():
+        return None
+    try:
+        return value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        # Real Unicode (e.g. from a str input) mixed in: encode everything as UTF-8.
+        return value.encode("utf-8", "surrogateescape")
+
+
+def fix_8bit(value: str, charset: str | None, defects: list[str] | None, what: str) -> str:
+    """Decode raw 8-bit header bytes (surrogate-escaped by the email package)."""
+    data = unsurrogate(value)
+    if data is None:
+        return value
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    text, used = decode_bytes(data, charset, None, what)
+    if defects is not None:
+        defects.append(f"{what}: 8-bit bytes in header, not UTF-8; decoded as {used}")
+    return text
+
+
+# --- RFC 2047 -------------------------------------------------------------------------------
+
+_EWORD = re.compile(r"=\?([^?\s]{1,60})\?([QqBb])\?([^?\r\n]*?)\?=")
+_WS = re.compile(r"[ \t\r\n]*")
+_QHEX = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def _decode_word(enc: str, text: str) -> bytes:
+    if enc in "Bb":
+        raw = re.sub(r"[^A-Za-z0-9+/]", "", text)
+        raw = raw[: len(raw) - len(raw) % 4] if len(raw) % 4 == 1 else raw + "=" * (-len(raw) % 4)
+        try:
+            return base64.b64decode(raw)
+        except (binascii.Error, ValueError):
+            return text.encode("ascii", "replace")
+    data = text.encode("ascii", "surrogateescape").replace(b"_", b" ")
+    return _QHEX.sub(lambda m: bytes([int(m.group(1), 16)]), data)
+
+
+def decode_words(value: str, defects: list[str] | None = None, what: str = "header") -> str:
+    """Decode RFC 2047 encoded words leniently: inside quotes, without surrounding whitespace,
+    adjacent words sharing one multi-byte character, wrong or unknown charsets."""
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    pos = 0
+    pending: list[bytes] = []
+    pending_cs: str | None = None
+
+    def flush():
+        nonlocal pending, pending_cs
+        if pending:
+            text, _ = decode_bytes(b"".join(pending), pending_cs, defects, what,
+                                   utf8_first=False)
+            out.append(text)
+        pending, pending_cs = [], None
+
+    for m in _EWORD.finditer(value):
+        gap = value[pos:m.start()]
+        if pending and _WS.fullmatch(gap):
+            gap = ""  # whitespace between adjacent encoded words is dropped
+        cs = m.group(1).split("*", 1)[0]
+        data = _decode_word(m.group(2), m.group(3))
+        if gap:
+            flush()
+            out.append(gap)
+        if pending and cs.lower() != (pending_cs or "").lower():
+            flush()
+        pending.append(data)
+        pending_cs = cs
+        pos = m.end()
+    flush()
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def decode_header_value(value: str, charset: str | None = None,
+                        defects: list[str] | None = None, what: str = "header") -> str:
+    """Raw header value (surrogate-escaped 8-bit possible) -> clean Unicode text, unfolded."""
+    if not isinstance(value, str):
+        value = str(value)
+    value = fix_8bit(value, charset, defects, what)
+    value = re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", "").replace("\n", " ")
+    value = decode_words(value, defects, what)
+    # Control characters other than tab make no sense in a decoded header value.
+    if any(ord(c) < 32 and c != "\t" for c in value):
+        value = re.sub(r"[\x00-\x08\x0a-\x1f]", " ", value)
+    return value.strip()
+
+
+# --- HTML -> text ---------------------------------------------------------------------------
+
+_BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
+          "dl", "dt", "dd", "blockquote", "pre", "hr", "section", "article", "header", "footer",
+          "address", "center", "form", "fieldset", "nav", "aside", "main", "figure", "tbody",
+          "thead", "tfoot", "caption", "title", "body", "html", "option", "legend", "details",
+          "summary", "o:p"}
+_SKIP = {"script", "style", "head", "xml", "template", "noscript", "object", "title"}
+_MAX_HTMLPARSER = 2_000_000  # larger documents use the regex stripper (linear, no quirks)
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+        self.pre = 0
+        self.saw_body = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "body":
+            self.saw_body = True
+            if self.skip and self._in_head:
+                self.skip = 0
+        if tag in _SKIP:
+            # A <head> that is never closed must not swallow the document.
+            if tag == "head":
+                self._in_head = True
+            self.skip += 1
+            return
+        if tag == "pre":
+            self.pre += 1
+        if tag in _BLOCK:
+            self.parts.append("\n")
+        if tag == "td" or tag == "th":
+            self.parts.append(" ")
+        if tag == "li":
+            self.parts.append("* ")
+
+    _in_head = False
+
+    def handle_startendtag(self, tag, attrs):
+        if tag in ("br", "hr", "p", "div"):
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in _SKIP:
+            if self.skip:
+                self.skip -= 1
+            if tag == "head":
+                self._in_head = False
+            return
+        if tag == "pre" and self.pre:
+            self.pre -= 1
+        if tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self.skip:
+            return
+        if self.pre:
+            self.parts.append(data.replace("\r\n", "\n"))
+        else:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+_TAG_DROP = re.compile(r"<(script|style|head|title)\b[^>]*>.*?</\1\s*>|<!--.*?-->",
+                       re.I | re.S)
+_TAG_BLOCK = re.compile(r"</?(?:p|div|br|li|tr|h[1-6]|table|blockquote|pre|hr)\b[^>]*>", re.I)
+_TAG_ANY = re.compile(r"<[^>]{0,2000}>")
+
+
+def _tidy(text: str) -> str:
+    text = text.replace("\xa0", " ").replace("\u200b", "")
+    lines = [ln.strip(" \t") for ln in text.split("\n")]
+    out: list[str] = []
+    blank = False
+    for ln in lines:
+        if not ln:
+            blank = bool(out)
+            continue
+        if blank:
+            out.append("")
+            blank = False
+        out.append(ln)
+    return "\n".join(out)
+
+
+def html_to_text(markup: str) -> str:
+    """Readable plain text from HTML: script/style/head dropped, entities decoded, line breaks
+    for block elements. Never raises."""
+    if not markup:
+        return ""
+    try:
+        if len(markup) <= _MAX_HTMLPARSER:
+            p = _TextExtractor()
+            p.feed(markup)
+            p.close()
+            text = "".join(p.parts)
+            if not text.strip() and p.skip and not p.saw_body:
+                raise ValueError("everything skipped")  # e.g. unclosed <style>; use regex
+            return _tidy(text)
+    except Exception:  # noqa: BLE001 - fall back to the regex stripper
+        pass
+    try:
+        text = _TAG_DROP.sub(" ", markup)
+        text = _TAG_BLOCK.sub("\n", text)
+        text = _TAG_ANY.sub("", text)
+        text = re.sub(r"[ \t\r\f\v]+", " ", html.unescape(text))
+        return _tidy(text)
+    except Exception:  # noqa: BLE001
+        return markup
