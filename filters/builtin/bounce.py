@@ -119,6 +119,32 @@ _DELAY_TEXT = re.compile(
     r"will\s+(?:continue\s+to|keep)\s+try|has\s+been\s+delayed|not\s+yet\s+been\s+delivered|"
     r"delivery\s+(?:is\s+)?delayed|\(delay\)|temporary\s+(?:failure|error|problem)|"
     r"warning:\s+message\s|this\s+is\s+a\s+warning|retry\s+(?:timeout|time)\s+not\s+reached", re.I)
+# Cheap reason classes (Sisimai's names) from diagnostic text, with the status they imply when
+# the bounce carries no enhanced status code of its own.
+_REASONS: list[tuple[str, str, re.Pattern[str]]] = [(n, st, re.compile(rx, re.I)) for n, st, rx in [
+    ("mailboxfull", "5.2.2", r"mailbox\s+(?:is\s+)?full|quota\s+exceeded|over\s*quota|exceeded\s+(?:storage|quota)|"
+                              r"insufficient\s+(?:disk\s+)?(?:space|storage)|mailbox\s+size\s+limit"),
+    ("mesgtoobig", "5.3.4", r"message\s+(?:is\s+)?too\s+(?:large|big)|exceeds?\s+(?:the\s+)?(?:maximum\s+)?(?:message\s+)?size|"
+                             r"size\s+(?:limit\s+)?exceeded|exceeded\s+maximum\s+inbound\s+message\s+size"),
+    ("hostunknown", "5.1.2", r"unrouteable\s+(?:mail\s+)?domain|host\s+(?:or\s+domain\s+name\s+)?(?:not\s+found|unknown)|"
+                              r"domain\s+(?:not\s+found|does\s+not\s+exist)|name\s+service\s+error|no\s+mx\s+record|"
+                              r"unknown\s+host|host\s+name\s+lookup\s+failure"),
+    ("userunknown", "5.1.1", r"user\s+unknown|unknown\s+(?:user|recipient|address|local\s+part)|no\s+such\s+(?:user|mailbox|recipient|address)|"
+                              r"(?:user|mailbox|address|recipient|account)\s+(?:does\s+not|doesn't)\s+exist|"
+                              r"invalid\s+(?:recipient|mailbox|address)|not\s+listed\s+in\s+(?:domino\s+)?directory|"
+                              r"recipient\s+not\s+found|mailbox\s+(?:not\s+found|unavailable)|not\s+our\s+customer|"
+                              r"email\s+account\s+that\s+you\s+tried\s+to\s+reach\s+does\s+not\s+exist"),
+    ("norelaying", "5.7.1", r"relay(?:ing)?\s+(?:access\s+)?(?:denied|not\s+permitted|prohibited)|unable\s+to\s+relay"),
+    ("expired", "4.4.7", r"retry\s+time(?:out)?\s+(?:exceeded|reached)|too\s+long\s+in\s+(?:the\s+)?queue|"
+                          r"been\s+in\s+the\s+queue\s+too\s+long|cannot\s+send\s+message\s+for\s+\d+\s+days|"
+                          r"delivery\s+time\s+expired|message\s+expired"),
+    ("spamdetected", "5.7.1", r"\bspam\b|junk\s+mail"),
+    ("blocked", "5.7.1", r"blacklist|blocklist|black\s+list|\bblocked\b|access\s+denied|rejected\s+by\s+policy"),
+]]
+_STATUS_REASON = {"5.1.1": "userunknown", "5.1.0": "userunknown", "5.1.2": "hostunknown", "5.2.2": "mailboxfull",
+                  "4.2.2": "mailboxfull", "5.2.1": "suspend", "5.3.4": "mesgtoobig", "5.2.3": "mesgtoobig",
+                  "4.4.7": "expired", "5.4.7": "expired", "5.7.1": "blocked", "5.1.6": "hasmoved"}
+_SUCCESS_ACTIONS = ("delivered", "relayed", "expanded", "deliverable")
 _NOT_RECIPIENT_LOCAL = re.compile(r"^(?:mailer[-_.]?daemon|postmaster|post_master|root|abuse|no-?reply)$", re.I)
 
 
@@ -211,7 +237,7 @@ def _clean_addr(addr: str) -> str:
     addr = addr.strip().strip("<>\"'()[],;:.").lower()
     if addr.startswith("mailto:"):
         addr = addr[7:]
-    return addr
+    return re.sub(r"^.*\bsmtp=", "", addr)  # X.400-ish "dda:SMTP=user@host" (Exchange)
 
 
 def _uniq(items):
@@ -257,13 +283,24 @@ def _parse_dsn(text: str) -> list[dict[str, str]]:
     """Per-recipient dicts: recipient, action, status, diagnostic."""
     out = []
     for block in _dsn_blocks(text):
-        rcpt = _addr_field(block.get("final-recipient", "")) or _addr_field(block.get("original-recipient", ""))
+        # Original-Recipient is the address the sender wrote (ours); Final-Recipient may be
+        # an alias expansion or a forwarding target.
+        rcpt = _addr_field(block.get("original-recipient", "")) or _addr_field(block.get("final-recipient", ""))
         if not rcpt and "action" not in block:
             continue
         diag = block.get("diagnostic-code", "")
-        status = _status_of(block.get("status", "")) or _status_of(diag)
-        out.append({"recipient": rcpt, "action": block.get("action", "").split()[0].lower() if block.get("action", "").split() else "",
-                    "status": status, "diagnostic": diag})
+        raw_status = block.get("status", "")
+        status = _status_of(raw_status) or _status_of(diag)
+        if not status:
+            m = re.match(r"\s*([245])\d\d\b", raw_status) or re.search(r"\b([45])\d\d\b", diag)
+            status = f"{m.group(1)}.0.0" if m else ""
+        words = block.get("action", "").lower().split()
+        action = words[0] if words else ""
+        if action.startswith("fail"):
+            action = "failed"
+        elif action.startswith("delay"):
+            action = "delayed"
+        out.append({"recipient": rcpt, "action": action, "status": status, "diagnostic": diag})
     return out
 
 
@@ -272,7 +309,7 @@ def _parse_dsn(text: str) -> list[dict[str, str]]:
 def _original_message_id(mail: ParsedMail, text_original: str, report_text: str) -> str | None:
     own = (mail.message_id or "").lower()
     msg = mail.message
-    candidates: list[str] = []
+    candidates: list[str] = []  # from attached parts: trusted even when equal to our own id
     if msg is not None:
         for part in _walk(msg):
             ctype = part.get_content_type()
@@ -286,9 +323,13 @@ def _original_message_id(mail: ParsedMail, text_original: str, report_text: str)
                     candidates.extend(m.group(1) for m in _MSGID_LINE.finditer(_part_text(part)))
             elif ctype in ("text/rfc822-headers", "text/rfc822-header"):
                 candidates.extend(m.group(1) for m in _MSGID_LINE.finditer(_part_text(part)))
-    candidates.extend(m.group(1) for m in _MSGID_LINE.finditer(text_original))
-    candidates.extend(m.group(1) for m in _MSGID_LINE.finditer(report_text))
     for cand in candidates:
+        mid = cand.strip().strip("<>").strip()
+        if mid and "@" in mid:
+            return mid
+    quoted = [m.group(1) for m in _MSGID_LINE.finditer(text_original)]
+    quoted += [m.group(1) for m in _MSGID_LINE.finditer(report_text)]
+    for cand in quoted:
         mid = cand.strip().strip("<>").strip()
         if mid and "@" in mid and mid.lower() != own:
             return mid
@@ -368,11 +409,19 @@ def _auto_reply_markers(mail: ParsedMail) -> str:
 
 # ----------------------------------------------------------------------------- entry point
 
-def _result(hit: bool, reason: str, **data) -> Verdict:
-    base = {"kind": None, "recipients": [], "status": "", "permanent": False,
+def _reason_of(text: str, status: str) -> tuple[str, str]:
+    """(reason class, status) from diagnostic text; the given status wins when present."""
+    for name, implied, rx in _REASONS:
+        if rx.search(text or ""):
+            return name, status or implied
+    return _STATUS_REASON.get(status, ""), status
+
+
+def _result(hit: bool, explanation: str, **data) -> Verdict:
+    base = {"kind": None, "recipients": [], "status": "", "permanent": False, "reason": "",
             "original_message_id": None, "format": None}
     base.update(data)
-    return Verdict(NAME, hit, reason, base)
+    return Verdict(NAME, hit, explanation, base)
 
 
 def check(mail: ParsedMail) -> Verdict:
@@ -402,14 +451,21 @@ def check(mail: ParsedMail) -> Verdict:
     orig_id = _original_message_id(mail, original, report_text)
 
     # (2) RFC 3464 delivery status notifications
-    dsn_parts = [p for p in parts if p.get_content_type() in ("message/delivery-status", "message/global-delivery-status")]
+    dsn_types = ("message/delivery-status", "message/global-delivery-status")
+    dsn_parts = [p for p in parts if p.get_content_type() in dsn_types]
+    subject = mail.subject or ""
+    subj_hit = bool(_SUBJECT_RX.search(subject)) and not _REPLY_PREFIX.match(subject)
+    machine = _is_machine_sender(mail)
+    if not dsn_parts and msg is not None and (machine or subj_hit):
+        # some gateways (Exchange, list software) wrap the real DSN in a message/rfc822
+        dsn_parts = [p for p in _walk(msg, into_rfc822=True) if p.get_content_type() in dsn_types]
     dsn_rcpts: list[dict[str, str]] = []
     for p in dsn_parts:
         dsn_rcpts.extend(_parse_dsn(_raw_part_text(p)))
     if dsn_parts and dsn_rcpts:
         failed = [r for r in dsn_rcpts if r["action"] in ("failed", "delayed") or
                   (not r["action"] and r["status"][:1] in ("4", "5"))]
-        if not failed and all(r["action"] in ("delivered", "relayed", "expanded") for r in dsn_rcpts):
+        if not failed and all(r["action"] in _SUCCESS_ACTIONS for r in dsn_rcpts):
             return _result(False, "message/delivery-status: Action: " + ", ".join(_uniq(r["action"] for r in dsn_rcpts)),
                            kind="delivery-success", original_message_id=orig_id, format="rfc3464",
                            recipients=_uniq(r["recipient"] for r in dsn_rcpts))
@@ -417,18 +473,16 @@ def check(mail: ParsedMail) -> Verdict:
         status = next((r["status"] for r in failed if r["status"]), "") or _status_of(report)
         permanent = any(r["action"] == "failed" for r in failed) or (
             not any(r["action"] == "delayed" for r in failed) and status.startswith("5"))
+        why, status = _reason_of(" ".join(r["diagnostic"] for r in failed) or report, status)
         recipients = _uniq(r["recipient"] for r in failed)
         if not recipients:
             recipients = _text_recipients(report, _excluded_addresses(mail, original))
         action = _uniq(r["action"] for r in failed if r["action"])
         return _result(True, f"message/delivery-status: Action: {', '.join(action) or '?'}; Status: {status or '?'}",
                        kind="bounce", recipients=recipients, status=status, permanent=permanent,
-                       original_message_id=orig_id, format="rfc3464")
+                       reason=why, original_message_id=orig_id, format="rfc3464")
 
     # (3) non-standard bounces
-    subject = mail.subject or ""
-    subj_hit = bool(_SUBJECT_RX.search(subject)) and not _REPLY_PREFIX.match(subject)
-    machine = _is_machine_sender(mail)
     failed_hdr = mail.header_all("X-Failed-Recipients")
     strong = next((name for name, rx, s in _BODY_RULES if s and rx.search(report)), None)
     weak = next((name for name, rx, s in _BODY_RULES if not s and rx.search(report)), None)
@@ -455,12 +509,11 @@ def check(mail: ParsedMail) -> Verdict:
     if not recipients:
         recipients = _text_recipients(report, excluded)
     status = _status_of(report)
+    why, status = _reason_of(report, status)
     if not status:
         m = _SMTP_CODE.search(report)
         status = f"{m.group(1)}.0.0" if m else ""
-    delayed = bool(_DELAY_TEXT.search(subject) or _DELAY_TEXT.search(report[:4000]))
-    permanent = not delayed if not status else (status.startswith("5") and not delayed)
-    if delayed and status.startswith("5"):
-        permanent = False if re.search(r"\bdelay", subject, re.I) else True
+    # a text bounce is final unless it says it is a delay warning
+    permanent = not (_DELAY_TEXT.search(subject) or _DELAY_TEXT.search(report[:4000]))
     return _result(True, reason, kind="bounce", recipients=recipients, status=status, permanent=permanent,
-                   original_message_id=orig_id, format=strong or weak or "subject")
+                   reason=why, original_message_id=orig_id, format=strong or weak or "subject")
