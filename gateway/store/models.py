@@ -56,6 +56,7 @@ class InboundMail(Base):
     envelope_from: Mapped[str | None] = mapped_column(String(998))
     envelope_to: Mapped[list] = mapped_column(JSON, default=list)
     trusted: Mapped[bool] = mapped_column(Boolean, default=False)
+    dispatch_queue: Mapped[str | None] = mapped_column(String(200))  # from the mail account
     # pending -> done | ignored | quarantined ; attempts counts failed processing runs
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -75,6 +75,7 @@ def upgrade() -> None:
     sa.Column('envelope_from', sa.String(length=998), nullable=True),
     sa.Column('envelope_to', sa.JSON(), nullable=False),
     sa.Column('trusted', sa.Boolean(), nullable=False),
+    sa.Column('dispatch_queue', sa.String(length=200), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),

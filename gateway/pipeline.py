@@ -1,0 +1,94 @@
+"""The PostMaster pipeline: decide what a mail means, then act on it.
+
+``decide()`` reads but never writes: pre-filters -> postmaster filters -> follow-up detection
+-> routing. It returns a Decision with a trace of every step, which ``ticketgate test-mail``
+prints and ``apply()`` stores in the ticket history. ``apply()`` writes the ticket, article,
+attachments and history in the caller's transaction and then runs the registered after-apply
+hooks (the notifier) in that same transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from gateway import routing
+from gateway.config.model import Config
+from gateway.followup import FollowUpMatch, find_ticket
+from gateway.intake import Envelope
+from gateway.mail import ParsedMail
+from gateway.store.models import Ticket
+from gateway.ticket_number import TicketNumbers
+
+
+@dataclass
+class TraceLine:
+    step: str
+    message: str
+    data: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"step": self.step, "message": self.message, **({"data": self.data}
+                                                               if self.data else {})}
+
+
+@dataclass
+class Decision:
+    mail: ParsedMail
+    envelope: Envelope
+    action: str = "new_ticket"   # new_ticket | follow_up | reject | new_ticket_closed | bounce | ignore
+    reason: str = ""
+    ticket: Ticket | None = None             # the existing ticket (follow-up, reject, bounce)
+    match: FollowUpMatch | None = None
+    settings: dict = field(default_factory=dict)            # filter sets for a new ticket
+    follow_up_settings: dict = field(default_factory=dict)  # filter sets for a follow-up
+    sender_type: str = "customer"
+    agent: str | None = None
+    flags: dict = field(default_factory=dict)   # auto_submitted, bounce, spam, ... (verdict data)
+    auto_response: str | None = None
+    auto_response_suppressed: str | None = None
+    trace: list[TraceLine] = field(default_factory=list)
+
+    def note(self, step: str, message: str, **data) -> None:
+        self.trace.append(TraceLine(step, message, data))
+
+
+class Pipeline:
+    """Holds the config-derived helpers; one per loaded config (swapped on reload)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.numbers = TicketNumbers(config.ticket_number)
+        self.steps = routing.build_steps(config)
+        self.after_apply: list = list(AFTER_APPLY)
+
+    def decide(self, session: Session, mail: ParsedMail, envelope: Envelope) -> Decision:
+        decision = Decision(mail=mail, envelope=envelope)
+        for step in self.steps:
+            step(self, session, decision)
+            if decision.action == "ignore":
+                break
+        return decision
+
+    def find_follow_up(self, session: Session, mail: ParsedMail) -> FollowUpMatch | None:
+        return find_ticket(session, mail, self.numbers, self.config.follow_up)
+
+    def apply(self, session: Session, decision: Decision, inbound_id: int | None = None):
+        """Write the decision; returns (ticket, article) or (None, None) for ignored mail."""
+        from gateway import apply as applier
+
+        ticket, article = applier.apply(self, session, decision, inbound_id)
+        for hook in self.after_apply:
+            hook(self, session, decision, ticket, article)
+        return ticket, article
+
+
+# Hooks run after apply() in the same transaction: hook(pipeline, session, decision, ticket,
+# article). The notifier registers itself here to queue auto-responses and notifications.
+AFTER_APPLY: list = []
+
+
+def register_after_apply(hook):
+    if hook not in AFTER_APPLY:
+        AFTER_APPLY.append(hook)
+    return hook

@@ -1,0 +1,115 @@
+"""Process accepted mail: one transaction per mail, idempotent, and never blocking the rest.
+
+A pending inbound row is parsed, decided and applied in one transaction that also marks the
+row done; a crash anywhere in between rolls back to "pending", and the next run (daemon start,
+``ticketgate process``, the next ``ingest``) does it again, making exactly one article.
+A mail whose processing fails for a non-transient reason (a bug, a mail we cannot handle) has
+its attempts counted; after ``processing.max_attempts`` it is quarantined, where
+``ticketgate quarantine`` lists it and ``ticketgate reprocess ID`` retries it. It is never
+deleted.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from gateway.intake import Envelope
+from gateway.mail import parse
+from gateway.pipeline import Pipeline
+from gateway.store.db import Store, is_transient
+from gateway.store.models import InboundMail, utcnow
+
+log = logging.getLogger("ticketgate.processing")
+
+
+@dataclass
+class Outcome:
+    inbound_id: int
+    status: str                 # done | ignored | failed | quarantined | transient | skipped
+    action: str | None = None
+    ticket_number: str | None = None
+    error: str | None = None
+
+
+def envelope_of(row: InboundMail) -> Envelope:
+    return Envelope(source=row.source, mail_from=row.envelope_from,
+                    rcpt_to=list(row.envelope_to or []), trusted=row.trusted,
+                    queue=row.dispatch_queue)
+
+
+def process_inbound(store: Store, pipeline: Pipeline, inbound_id: int) -> Outcome:
+    try:
+        with store.session() as session:
+            query = select(InboundMail).where(InboundMail.id == inbound_id,
+                                              InboundMail.status == "pending")
+            if store.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            row = session.execute(query).scalar()
+            if row is None:
+                return Outcome(inbound_id, "skipped")
+            mail = parse(row.raw)
+            decision = pipeline.decide(session, mail, envelope_of(row))
+            ticket, _article = pipeline.apply(session, decision, inbound_id)
+            row.status = "ignored" if ticket is None else "done"
+            row.processed_at = utcnow()
+            row.ticket_id = ticket.id if ticket is not None else None
+            row.trace = [line.as_dict() for line in decision.trace]
+            row.error = None
+            number = ticket.number if ticket is not None else None
+            log.info("mail %s: %s %s", inbound_id, decision.action, number or "")
+            return Outcome(inbound_id, row.status, decision.action, number)
+    except Exception as exc:  # noqa: BLE001 - the stage boundary: record, never lose the mail
+        if is_transient(exc):
+            log.warning("mail %s: transient failure, will retry: %s", inbound_id, exc)
+            return Outcome(inbound_id, "transient", error=str(exc))
+        log.exception("mail %s: processing failed", inbound_id)
+        return _record_failure(store, pipeline, inbound_id, exc)
+
+
+def _record_failure(store: Store, pipeline: Pipeline, inbound_id: int, exc: Exception) -> Outcome:
+    limit = int(pipeline.config.processing.get("max_attempts", 5))
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    try:
+        with store.session() as session:
+            row = session.get(InboundMail, inbound_id)
+            row.attempts = (row.attempts or 0) + 1
+            row.error = text[:4000]
+            if row.attempts >= limit:
+                row.status = "quarantined"
+            status = "quarantined" if row.status == "quarantined" else "failed"
+    except Exception as exc2:  # noqa: BLE001
+        log.error("mail %s: could not record failure: %s", inbound_id, exc2)
+        status = "transient"
+    return Outcome(inbound_id, status, error=text)
+
+
+def pending_ids(store: Store, limit: int = 1000) -> list[int]:
+    with store.session() as session:
+        return list(session.execute(
+            select(InboundMail.id).where(InboundMail.status == "pending")
+            .order_by(InboundMail.id).limit(limit)).scalars())
+
+
+def process_pending(store: Store, pipeline: Pipeline, limit: int = 1000) -> list[Outcome]:
+    """Drain pending mail, oldest first. A failing mail is retried on a later run (up to
+    max_attempts), so one bad mail never blocks the ones behind it."""
+    outcomes = []
+    for inbound_id in pending_ids(store, limit):
+        outcome = process_inbound(store, pipeline, inbound_id)
+        outcomes.append(outcome)
+        if outcome.status == "transient":
+            break  # the database is unhappy; try again later rather than hammering it
+    return outcomes
+
+
+def requeue(store: Store, inbound_id: int) -> bool:
+    """Put a quarantined (or failed) mail back to pending, attempts reset."""
+    with store.session() as session:
+        result = session.execute(
+            update(InboundMail).where(InboundMail.id == inbound_id,
+                                      InboundMail.status.in_(("quarantined", "pending")))
+            .values(status="pending", attempts=0, error=None))
+        return result.rowcount > 0

@@ -1,0 +1,158 @@
+"""The decision steps of the pipeline, in order. Each step reads the mail and the decision so
+far, may change the decision and always writes a trace line saying why.
+
+Steps never write to the database; ``gateway/apply.py`` acts on the finished decision.
+"""
+from __future__ import annotations
+
+from gateway.config.model import Config
+
+
+def build_steps(config: Config) -> list:
+    return [prefilters, sender, postmaster_filters, follow_up, queue_for_new_ticket,
+            auto_response]
+
+
+# -- 1. built-in pre-filters ----------------------------------------------------------------
+def prefilters(pipeline, session, decision) -> None:
+    from filters.builtin import run_prefilters
+
+    for verdict in run_prefilters(pipeline.config, decision.mail, decision.envelope):
+        if verdict.hit:
+            decision.flags[verdict.name] = dict(verdict.data, reason=verdict.reason)
+            decision.note("prefilter", f"{verdict.name}: {verdict.reason}", **verdict.data)
+        else:
+            decision.note("prefilter", f"{verdict.name}: no")
+        control = verdict.data.get("settings") if verdict.hit else None
+        if control:
+            decision.settings.update(control.get("set", {}))
+            decision.follow_up_settings.update(control.get("set_on_follow_up", {}))
+        if verdict.data.get("ignore"):
+            decision.action = "ignore"
+            decision.reason = f"{verdict.name}: {verdict.reason}"
+
+
+# -- 2. who sent it -------------------------------------------------------------------------
+def sender(pipeline, session, decision) -> None:
+    mail, config = decision.mail, pipeline.config
+    addr = mail.sender.email if mail.sender else None
+    agent = config.agent_by_email(addr) if addr else None
+    if agent is not None:
+        decision.sender_type, decision.agent = "agent", agent.login
+        decision.note("sender", f"From {addr} is agent {agent.login}: agent article")
+    else:
+        decision.note("sender", f"From {addr or '(none)'}: customer article")
+
+
+# -- 3. postmaster filters (conf/filters.d) -------------------------------------------------
+def postmaster_filters(pipeline, session, decision) -> None:
+    engine = getattr(pipeline.config, "filter_engine", None)
+    if engine is None:
+        return
+    outcome = engine.run(decision.mail)
+    for line in outcome.trace:
+        decision.note("filter", line.get("message", ""), **{k: v for k, v in line.items()
+                                                            if k != "message"})
+    decision.settings.update(outcome.settings)
+    decision.follow_up_settings.update(outcome.follow_up_settings)
+    if outcome.ignore:
+        decision.action = "ignore"
+        decision.reason = f"filter {outcome.ignore}: ignore"
+
+
+# -- 4. follow-up detection and the queue's follow-up option ---------------------------------
+def follow_up(pipeline, session, decision) -> None:
+    config = pipeline.config
+    if decision.settings.get("follow_up") is False:
+        decision.note("follow-up", "a filter forces a new ticket (follow_up: false)")
+        return
+    match = pipeline.find_follow_up(session, decision.mail)
+    bounce = decision.flags.get("bounce")
+    if bounce and match is None and bounce.get("original_message_id"):
+        from gateway.followup import _by_message_id, _follow_merges
+
+        ticket = _by_message_id(session, bounce["original_message_id"])
+        if ticket is not None:
+            ticket, chain = _follow_merges(session, ticket)
+            from gateway.followup import FollowUpMatch
+
+            match = FollowUpMatch(ticket, "bounced-message", bounce["original_message_id"], chain)
+    if match is None:
+        decision.note("follow-up", "no ticket number or known Message-ID: new ticket")
+        return
+    decision.match, decision.ticket = match, match.ticket
+    decision.note("follow-up", match.describe(), ticket=match.ticket.number, how=match.how)
+    if bounce:
+        decision.action = "bounce"
+        decision.reason = f"bounce of our mail on ticket {match.ticket.number}"
+        return
+    ticket = match.ticket
+    queue = config.queues.get(ticket.queue)
+    option = queue.follow_up if queue else "possible"
+    if not config.is_closed(ticket.state):
+        decision.action = "follow_up"
+        decision.reason = match.describe()
+        return
+    where = f"queue {ticket.queue!r} follow_up: {option}; ticket state {ticket.state!r} is closed"
+    if option == "reject":
+        decision.action = "reject"
+        decision.reason = f"follow-up rejected ({where})"
+    elif option == "new_ticket":
+        decision.action = "new_ticket_closed"
+        decision.reason = f"new ticket instead of follow-up ({where})"
+    else:
+        decision.action = "follow_up"
+        decision.reason = f"{match.describe()}; reopened ({where})"
+    decision.note("follow-up", decision.reason)
+
+
+# -- 5. which queue a new ticket goes to ----------------------------------------------------
+def queue_for_new_ticket(pipeline, session, decision) -> None:
+    if decision.action not in ("new_ticket", "new_ticket_closed"):
+        return
+    config, envelope, mail = pipeline.config, decision.envelope, decision.mail
+    if decision.settings.get("queue"):
+        decision.note("queue", f"queue {decision.settings['queue']!r} set by filter")
+        return
+    if envelope.queue and envelope.queue in config.queues:
+        decision.settings["queue"] = envelope.queue
+        decision.note("queue", f"queue {envelope.queue!r} from mail source {envelope.source}")
+        return
+    recipients = [(r, "envelope recipient") for r in envelope.rcpt_to]
+    recipients += [(a.email, "To") for a in mail.to] + [(a.email, "Cc") for a in mail.cc]
+    for address, where in recipients:
+        sa = config.system_address(address)
+        if sa is not None:
+            decision.settings["queue"] = sa.queue
+            decision.note("queue", f"queue {sa.queue!r}: {where} {address} is its system address")
+            return
+    decision.settings["queue"] = config.default_queue
+    decision.note("queue", f"queue {config.default_queue!r}: default queue (no system address "
+                           f"among the recipients)")
+
+
+# -- 6. would an auto-response be sent? ----------------------------------------------------
+AUTO_RESPONSE_FOR = {"new_ticket": "auto_reply", "follow_up": "auto_follow_up",
+                     "reject": "auto_reject", "new_ticket_closed": "auto_reply_new_ticket"}
+
+
+def auto_response(pipeline, session, decision) -> None:
+    kind = AUTO_RESPONSE_FOR.get(decision.action)
+    if kind is None:
+        return
+    reason = None
+    for flag in ("loop", "auto_submitted", "bounce", "spam"):
+        if flag in decision.flags:
+            reason = f"{flag}: {decision.flags[flag].get('reason', '')}"
+            break
+    if reason is None and decision.sender_type == "agent":
+        reason = "sender is an agent"
+    if reason is None and not decision.mail.sender:
+        reason = "no sender address"
+    if reason is None and decision.mail.sender and \
+            pipeline.config.system_address(decision.mail.sender.email):
+        reason = "sender is one of our system addresses"
+    decision.auto_response = kind
+    decision.auto_response_suppressed = reason
+    decision.note("auto-response", f"{kind}: suppressed ({reason})" if reason else
+                  f"{kind}: to be sent if the queue has a template")
