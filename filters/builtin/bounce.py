@@ -50,7 +50,9 @@ _DAEMON_RX = re.compile(
 
 # Bounce subjects (anchored; a "Re:"/"Fwd:" reply to one is a human).
 _SUBJECT_RX = re.compile(
-    r"^\s*(?:"
+    r"^\s*(?:\[[^\]]{1,30}\]\s*)?(?:"
+    r"(?:e-?mail\s+|message\s+|mail\s+)?delivery\s+(?:failure|problem|failed)|warning:\s+message|"
+    r"your\s+message\s+to\s+.{1,100}\s+(?:could\s+not|couldn't|was\s+not|has\s+not)\s+be(?:en)?\s+delivered|"
     r"undeliver(?:able|ed)|undelivered\s+mail|returned\s+mail|mail\s+delivery\s+failed|"
     r"delivery\s+(?:status\s+notification|failure|failed|notification|report|has\s+failed|problem)|"
     r"(?:mail\s+)?delivery\s+status\s+notification|failure\s+notice|failed\s+delivery|failure\s+delivery|"
@@ -69,7 +71,7 @@ _REPLY_PREFIX = re.compile(r"^\s*(?:re|aw|sv|fwd?|wg|tr)\s*:", re.I)
 # own together with a bounce subject or a machine sender; a weak one needs a machine sender.
 _BODY_RULES: list[tuple[str, re.Pattern[str], bool]] = [(n, re.compile(rx, re.I | re.M), s) for n, rx, s in [
     ("qmail", r"This is the qmail-send program|I'm afraid I wasn't able to deliver your message", True),
-    ("exim", r"This message was created automatically by mail delivery\s+software", True),
+    ("exim", r"(?:This message was|This is an automated message) created (?:automatically )?by mail delivery\s+software", True),
     ("postfix", r"This is the mail system at host|I'm sorry to have to inform you that your message could not\s+be delivered", True),
     ("sendmail", r"-+\s*The following addresses had (?:permanent fatal errors|transient non-fatal errors)|-+\s*Transcript of session follows\s*-+|The original message was received at", True),
     ("gmail", r"Delivery to the following recipients? (?:failed|has been delayed)|Your message wasn't delivered to|Technical details of (?:permanent|temporary) failure", True),
@@ -80,7 +82,8 @@ _BODY_RULES: list[tuple[str, re.Pattern[str], bool]] = [(n, re.compile(rx, re.I 
     ("opensmtpd", r"Your message could not be delivered to one or more recipients", True),
     ("amazonses", r'"notificationType"\s*:\s*"Bounce"|"bounceType"\s*:\s*"(?:Permanent|Transient)"', True),
     ("smtp32", r"^Unknown user:|undeliverable to the following|could not be delivered to:", False),
-    ("generic", r"(?:message|mail)\s+(?:could\s+not|couldn't|cannot|can't|was\s+not)\s+be\s+delivered|"
+    ("generic", r"(?:could\s+not|couldn't|cannot|can't)\s+be\s+(?:delivered|reached)|(?:was|were|has|have)\s+not\s+(?:yet\s+)?(?:been\s+)?delivered|"
+                r"mail\s+has\s+been\s+returned|returned\s+mail\s+follows|was\s+automatically\s+rejected|"
                 r"unable\s+to\s+deliver|delivery\s+(?:to\s+the\s+following\s+recipients?\s+)?(?:has\s+)?failed|"
                 r"undeliverable|user\s+unknown|unknown\s+user|no\s+such\s+(?:user|mailbox|recipient)|"
                 r"mailbox\s+(?:is\s+)?(?:full|unavailable)|recipient\s+address\s+rejected|permanent\s+(?:error|failure)|"
@@ -499,7 +502,9 @@ def check(mail: ParsedMail) -> Verdict:
         reason = f"Subject: {subject[:50]} + {strong or weak} text"
     elif strong and is_report:
         reason = f"multipart/report + {strong} text"
-    if not reason or (auto and not failed_hdr and not strong):
+    # Many MTAs mark bounces "Auto-Submitted: auto-replied" too: a vacation marker only vetoes
+    # when neither a daemon sender with a bounce subject nor an MTA phrase says "bounce".
+    if not reason or (auto and not failed_hdr and not strong and not (machine and subj_hit)):
         if auto:
             return _result(False, f"auto-reply, not a bounce ({auto})", kind="auto-reply")
         return _result(False, "")
