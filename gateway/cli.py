@@ -6,6 +6,7 @@ failure (the MTA keeps the mail and retries), 78 configuration error (check-conf
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -134,7 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("process", help="process every pending mail (recovery after a crash)")
     p.set_defaults(func=cmd_process)
     commands.add_commands(sub)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # that part is not installed in this build
+            raise
+        module.add_commands(sub)
     return parser
+
+
+# Each part of ticketgate adds its own sub-commands: module.add_commands(subparsers).
+COMMAND_MODULES = ("gateway.daemon_commands", "filters.commands", "notifier.commands",
+                   "gateway.escalation_commands")
 
 
 def main(argv: list[str] | None = None) -> int:
