@@ -370,19 +370,39 @@ def test_otrs_loop_detection(sc):
 
 
 # Floors: what the filters reached when written, minus a small margin.
-SISIMAI_MIN_PRECISION = 0.0
-SISIMAI_MIN_RECALL = 0.0
-SISIMAI_MIN_HARD_PERMANENT = 0.0
-SISIMAI_MIN_STATUS_CLASS = 0.0
-FLUFL_MIN_DETECTED = 0.0
-FLUFL_MIN_RCPT_PRECISION = 0.0
-FLUFL_MIN_RCPT_RECALL = 0.0
-RB_MIN_RECALL = 0.0
-RB_MIN_CODE = 0.0
-RB_MIN_ORIGINAL = 0.0
-FLANKER_MIN = 0.0
-# Parser-corpus mails taken for bounces that were checked by hand and are real bounces.
-NEGATIVE_REVIEWED: set[str] = set()
+# Reached (2024 corpus snapshot): sisimai P=1.000 R=0.995, hard->permanent 111/112, status class
+# 329/374; flufl detected 72/74, recipients P=0.988 R=0.966; bounce-email-rb 26/26, 0 FP, code 5/7,
+# original 16/16; flanker 10/10; parser corpora: 15 bounces found, all real, 0 false positives.
+SISIMAI_MIN_PRECISION = 0.99
+SISIMAI_MIN_RECALL = 0.98
+SISIMAI_MIN_HARD_PERMANENT = 0.97
+SISIMAI_MIN_STATUS_CLASS = 0.85
+FLUFL_MIN_DETECTED = 0.95
+FLUFL_MIN_RCPT_PRECISION = 0.97
+FLUFL_MIN_RCPT_RECALL = 0.94
+RB_MIN_RECALL = 0.96
+RB_MIN_CODE = 0.70
+RB_MIN_ORIGINAL = 0.93
+FLANKER_MIN = 0.90
+# Parser-corpus mails taken for bounces that were checked by hand and are real bounces
+# (DSNs or MAILER-DAEMON "Returned mail"/"Undelivered Mail" notices).
+NEGATIVE_REVIEWED: set[str] = {
+    "zammad/test/data/mail/mail052.box",
+    "zammad/test/data/mail/mail053.box",
+    "zammad/test/data/mail/mail055.box",
+    "zammad/test/data/mail/mail063.box",
+    "zammad/test/data/mail/mail078.box",
+    "zammad/test/data/mail/mail092.box",
+    "otrs/scripts/test/sample/EmailParser/FilenameWithCRLF.box",
+    "otrs/scripts/test/sample/EmailParser/FilenameWithNewline.box",
+    "otrs/scripts/test/sample/PostMaster/PostMaster-Test10.box",
+    "rt/t/data/emails/multipart-report",
+    "cpython-email/Lib/test/test_email/data/msg_16.txt",
+    "cpython-email/Lib/test/test_email/data/msg_25.txt",
+    "cpython-email/Lib/test/test_email/data/msg_43.txt",
+    "ruby-mail/spec/fixtures/emails/multipart_report_emails/multipart_report_multiple_status.eml",
+    "ruby-mail/spec/fixtures/emails/multipart_report_emails/report_422.eml",
+}
 
 
 if __name__ == "__main__":  # plain report: .venv/bin/python tests/test_corpus_bounce.py
