@@ -15,6 +15,7 @@ UTC = timezone.utc
 BER = ZoneInfo("Europe/Berlin")
 NY = ZoneInfo("America/New_York")
 LHI = ZoneInfo("Australia/Lord_Howe")
+SP = ZoneInfo("America/Sao_Paulo")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 ALLDAYS = WEEKDAYS + ("sat", "sun")
 
@@ -145,6 +146,11 @@ BETWEEN_CASES = [
      dt.datetime(2026, 3, 9, 10, tzinfo=NY), 120),
     ("Lord Howe 01-03 repeated half hour", sunday_only("Australia/Lord_Howe", "01:00-03:00"),
      dt.datetime(2026, 4, 5, tzinfo=LHI), dt.datetime(2026, 4, 6, tzinfo=LHI), 150),
+    # Sao Paulo 2018-11-04: midnight itself is skipped (00:00 -> 01:00)
+    ("Sao Paulo 24h across a midnight gap", full_week("America/Sao_Paulo"),
+     dt.datetime(2018, 11, 3, tzinfo=SP), dt.datetime(2018, 11, 5, tzinfo=SP), 47 * 60),
+    ("Sao Paulo 00-02 on the gap day", sunday_only("America/Sao_Paulo", "00:00-02:00"),
+     dt.datetime(2018, 11, 3, tzinfo=SP), dt.datetime(2018, 11, 5, tzinfo=SP), 60),
     ("Lord Howe 01-03 skipped half hour", sunday_only("Australia/Lord_Howe", "01:00-03:00"),
      dt.datetime(2026, 10, 4, tzinfo=LHI), dt.datetime(2026, 10, 5, tzinfo=LHI), 90),
 ]
@@ -171,6 +177,9 @@ def test_is_working_in_repeated_and_skipped_hours():
     assert not c.is_working(dt.datetime(2026, 10, 25, 2, 45, tzinfo=BER))        # CEST
     assert c.is_working(dt.datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=BER))    # CET
     assert not c.is_working(dt.datetime(2026, 10, 25, 2, 45, fold=1, tzinfo=BER))
+    c = cal(sunday_only("America/Sao_Paulo", "00:00-02:00"))
+    assert c.next_working(dt.datetime(2018, 11, 3, 12, tzinfo=SP)) == \
+        dt.datetime(2018, 11, 4, 3, 0, tzinfo=UTC)                           # 01:00 -02
     c = cal(sunday_only("Europe/Berlin", "02:30-04:00"))
     # 02:30 does not exist on 2026-03-29: work starts at the switch, 03:00 CEST
     assert c.next_working(B(2026, 3, 29, 0, 0)) == dt.datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
