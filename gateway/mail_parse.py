@@ -81,8 +81,8 @@ def _params(raw: str | None) -> tuple[str, dict[str, str], list[str]]:
     needs a plain Message shim holding the raw header."""
     if not raw:
         return "", {}, []
-    raw = re.sub(r"\r?\n(?=[ \t])", "", raw)
     problems: list[str] = []
+    raw = fix_8bit(re.sub(r"\r?\n(?=[ \t])", "", raw), None, problems, "MIME parameter")
     shim = email.message.Message()
     shim._headers = [("X", raw)]  # noqa: SLF001 - avoid header validation, raw value as is
     try:
@@ -134,24 +134,52 @@ def _generated_name(ctype: str, n: int) -> str:
     return f"file-{n}{ext}"
 
 
+_EWORD_ANY = re.compile(r"=\?[^?\s]{1,60}\?[QqBb]\?[^?\r\n]*?\?=")
+_LOCALPART = re.compile(r"^[\w.+=-]+$")
+_COMMENT = re.compile(r"\s*\([^()]*\)\s*")
+
+
 def _address_list(values: list[str], charset: str | None, defects: list[str],
                   what: str) -> list[Address]:
     out: list[Address] = []
     for value in values:
         value = fix_8bit(value, charset, defects, what)
         value = re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", " ").replace("\n", " ")
+        # Encoded words may hide ',' '<' '@' (sloppy senders): protect them while splitting.
+        words: list[str] = []
+
+        def protect(m):
+            words.append(m.group(0))
+            return f"TGEWORD{len(words) - 1}X"
+
+        value = _EWORD_ANY.sub(protect, value)
+
+        def restore(text: str) -> str:
+            return re.sub(r"TGEWORD(\d+)X", lambda m: words[int(m.group(1))], text) \
+                if words else text
+
         try:
             pairs = email.utils.getaddresses([value])
         except Exception as exc:  # noqa: BLE001
             defects.append(f"{what}: unparsable address list ({exc})")
             pairs = []
         for name, addr in pairs:
-            addr = (addr or "").strip().strip("<>").strip()
+            addr = restore(addr or "").strip().strip("<>").strip()
             if ":" in addr and "@" in addr.split(":", 1)[1]:  # group syntax left-over
                 addr = addr.split(":", 1)[1].strip()
-            if not addr:
+            if "=?" in addr:
+                addr = decode_words(addr, defects, what)
+            if not addr or ("@" not in addr and not _LOCALPART.match(addr)):
+                if addr:
+                    defects.append(f"{what}: ignored invalid address {addr[:60]!r}")
                 continue
-            name = decode_words(name or "", defects, what).strip()
+            name = restore(name or "")
+            if "(" in name and _COMMENT.sub(" ", name).strip():
+                # A (comment) outside quotes is not part of the display name.
+                unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', "", value)
+                if any(c.strip() in unquoted for c in _COMMENT.findall(name)):
+                    name = _COMMENT.sub(" ", name)
+            name = decode_words(name, defects, what).strip()
             name = re.sub(r"\s+", " ", name).strip().strip("\"'").strip()
             if name.lower() == addr.lower():
                 name = ""
@@ -166,26 +194,55 @@ def _describe_defect(where: str, d) -> str:
     return f"{where}: {kind}: {text}" if where else f"{kind}: {text}"
 
 
+_GEN_POLICY = email.policy.compat32.clone(max_line_length=None, linesep="\n")
+
+
 def _message_bytes(part) -> bytes:
-    """Bytes of an attached message (message/rfc822 payload) for storing it as .eml."""
+    """Payload bytes of a message/* part (rfc822, delivery-status, ...), as in the mail."""
     payload = part.get_payload()
-    sub = payload[0] if isinstance(payload, list) and payload else None
-    if sub is None:
+    if not isinstance(payload, list):
         data = part.get_payload(decode=True)
         return data if isinstance(data, bytes) else b""
     try:
         buf = BytesIO()
-        gen = BytesGenerator(buf, mangle_from_=False, policy=email.policy.compat32)
-        gen.flatten(sub, linesep="\n")
-        return buf.getvalue()
+        BytesGenerator(buf, mangle_from_=False, policy=_GEN_POLICY).flatten(part)
+        data = buf.getvalue()
+        head, sep, body = data.partition(b"\n\n")  # drop the part's own MIME headers
+        if not sep:
+            return data
+        # The generator writes "Name: " for empty header values; the mail had "Name:".
+        h2, sep2, rest = body.partition(b"\n\n")
+        return re.sub(rb"(?m)^([!-9;-~]+): $", rb"\1:", h2) + sep2 + rest
     except Exception:  # noqa: BLE001
         try:
-            return sub.as_string(policy=email.policy.compat32).encode("utf-8", "surrogateescape")
+            return b"\n\n".join(p.as_bytes(policy=_GEN_POLICY) for p in payload
+                                 if isinstance(p, email.message.Message))
         except Exception:  # noqa: BLE001
             return b""
 
 
+def _b64decode(payload: str, problems: list[str]) -> bytes:
+    data = payload.encode("ascii", "ignore")
+    try:
+        return binascii.a2b_base64(data)
+    except (binascii.Error, ValueError):
+        pass
+    clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+    if len(clean) % 4 == 1:
+        clean = clean[:-1]
+    clean += b"=" * (-len(clean) % 4)
+    problems.append("base64 payload with bad padding, decoded leniently")
+    try:
+        return binascii.a2b_base64(clean)
+    except (binascii.Error, ValueError):
+        return b""
+
+
 def _payload_bytes(part, problems: list[str]) -> bytes:
+    cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
+    payload = part.get_payload()
+    if cte == "base64" and isinstance(payload, str):
+        return _b64decode(payload, problems)
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:  # noqa: BLE001
@@ -290,15 +347,79 @@ def parse_bytes(raw: bytes) -> ParsedMail:
         return pm
 
 
+_HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
+
+
+def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
+    """Skip junk lines before the header block; turn header lines that are neither a field nor
+    a continuation (broken folding) into continuation lines, instead of letting the parser end
+    the header block there (which would move From/Subject into the body)."""
+    m = re.search(rb"\r?\n\r?\n", raw[:1_000_000])
+    head_end = m.start() if m else min(len(raw), 1_000_000)
+    head = raw[:head_end]
+    lines = head.split(b"\n")
+    start = 0
+    if lines and not _HEADER_LINE.match(lines[0]) and not lines[0].startswith(b"From "):
+        for i in range(1, min(len(lines), 6)):
+            if _HEADER_LINE.match(lines[i]):
+                if sum(1 for ln in lines[i:i + 5] if _HEADER_LINE.match(ln)) >= 2:
+                    start = i
+                break
+        if start:
+            defects.append(f"{start} junk line(s) before the header block skipped")
+    changed = False
+    out = []
+    for i, ln in enumerate(lines[start:], start):
+        if (i > start and ln.strip() and ln[:1] not in (b" ", b"\t")
+                and not _HEADER_LINE.match(ln) and not (i == 0 and ln.startswith(b"From "))):
+            ln = b" " + ln
+            changed = True
+        out.append(ln)
+    if changed:
+        defects.append("header line without field name joined to the previous header")
+    if not start and not changed:
+        return raw
+    return b"\n".join(out) + raw[head_end:]
+
+
+_MULTIBYTE = ("gb18030", "big5hkscs", "cp932", "shift_jis", "euc_jp", "euc_jis_2004", "cp949",
+              "euc_kr", "iso2022_jp_ext", "koi8_r", "koi8_u", "cp1251")
+
+
+def _header_charset(msg) -> str | None:
+    """Charset to try for raw 8-bit header bytes (after UTF-8): a CJK/Cyrillic charset declared
+    anywhere in the mail wins over the top-level one (bodies are often labelled better than
+    headers, and a legacy multi-byte charset rarely decodes Latin-1 text strictly)."""
+    top = _content_type(msg)[1].get("charset")
+    seen = 0
+    for part in _iter_parts(msg):
+        seen += 1
+        if seen > 200:
+            break
+        cs = normalize_charset(_content_type(part)[1].get("charset"))
+        if cs in _MULTIBYTE:
+            return cs
+    return top
+
+
+def _iter_parts(msg):
+    stack = [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        yield part
+        payload = part.get_payload()
+        if isinstance(payload, list) and depth < MAX_DEPTH:
+            stack.extend((p, depth + 1) for p in reversed(payload))
+
+
 def _parse(raw: bytes) -> ParsedMail:
     defects: list[str] = []
-    msg = _parse_tree(raw, defects)
+    msg = _parse_tree(_repair_header_block(raw, defects), defects)
     pm = ParsedMail(raw=raw, message=msg)
     if not raw.strip():
         defects.append("empty message")
 
-    top_ctype, top_params, _ = _content_type(msg)
-    hcharset = top_params.get("charset")  # best guess for 8-bit header bytes
+    hcharset = _header_charset(msg)  # best guess for 8-bit header bytes
 
     for k, v in msg.raw_items():
         name = fix_8bit(k, None, None, "header name") if not k.isascii() else k
@@ -321,6 +442,13 @@ def _parse(raw: bytes) -> ParsedMail:
     pm.to = _address_list(raw_all("To"), hcharset, defects, "To")
     pm.cc = _address_list(raw_all("Cc"), hcharset, defects, "Cc")
     pm.reply_to = _address_list(raw_all("Reply-To"), hcharset, defects, "Reply-To")
+    if not pm.from_:
+        for alt in ("Sender", "Reply-To", "Return-Path"):
+            found = _address_list(raw_all(alt), hcharset, [], alt)
+            if found:
+                pm.from_ = found[:1]
+                defects.append(f"no usable From address; sender taken from {alt}")
+                break
 
     date = pm.header("Date")
     if date:
@@ -332,12 +460,12 @@ def _parse(raw: bytes) -> ParsedMail:
 
     for d in msg.defects:
         defects.append(_describe_defect("", d))
-    _walk(msg, pm, defects)
+    _walk(msg, pm, defects, hcharset)
     pm.defects = defects
     return pm
 
 
-def _walk(msg, pm: ParsedMail, defects: list[str]) -> None:
+def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) -> None:
     """Iterative walk: choose the body, collect attachments."""
     # Each leaf: (part, ctype, params, disposition, filename, cid, in_alternative, path)
     leaves = []
@@ -363,9 +491,11 @@ def _walk(msg, pm: ParsedMail, defects: list[str]) -> None:
                 leaves.append((part, "application/octet-stream", {}, "attachment", "", None,
                                False, path, True))
                 continue
-            alt = ctype == "multipart/alternative"
+            # Children of multipart/alternative (and of a multipart/related directly below
+            # one) are renderings of the body; deeper (e.g. multipart/mixed) parts are not.
+            alt = ctype == "multipart/alternative" or (in_alt and ctype == "multipart/related")
             for i in range(len(payload) - 1, -1, -1):
-                stack.append((payload[i], depth + 1, alt or in_alt, f"{path}.{i + 1}"))
+                stack.append((payload[i], depth + 1, alt, f"{path}.{i + 1}"))
             continue
         if ctype.startswith("multipart/"):
             defects.append(f"part {path}: {ctype} without parts, treated as text")
@@ -403,6 +533,8 @@ def _walk(msg, pm: ParsedMail, defects: list[str]) -> None:
         declared = params.get("charset") or ""
         text, _used = decode_bytes(data, declared or None, problems, f"part {leaf[7]} body")
         defects.extend(problems)
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
         return text, declared.strip().strip("\"'").lower()
 
     uu_files: list[tuple[str, bytes]] = []
@@ -442,8 +574,14 @@ def _walk(msg, pm: ParsedMail, defects: list[str]) -> None:
                 sub = part.get_payload()
                 subj = ""
                 if isinstance(sub, list) and sub:
-                    subj = decode_header_value(str(sub[0].get("Subject", "") or ""), None, None)
+                    subj = decode_header_value(_raw_header(sub[0], "Subject") or "", hcharset,
+                                               None)
                 fname = _clean_filename(subj)[:100] + ".eml" if _clean_filename(subj) else ""
+            desc = decode_header_value(_raw_header(part, "Content-Description") or "", None, None)
+            desc = _clean_filename(desc)
+            if not fname and desc and len(desc) <= 60:
+                ext = _generated_name(ctype, n).rsplit(".", 1)[-1]
+                fname = desc if desc.lower().endswith("." + ext) else f"{desc}.{ext}"
             fname = fname or _generated_name(ctype, n)
         pm.attachments.append(Attachment(
             filename=fname, content_type=ctype, data=data, content_id=cid,
