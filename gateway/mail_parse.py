@@ -35,7 +35,7 @@ from io import BytesIO
 
 from gateway.mail import Address, Attachment, ParsedMail
 from gateway.mail_text import (decode_bytes, decode_header_value, decode_words, fix_8bit,
-                               html_to_text, normalize_charset)
+                               html_to_text, mime_charset_name, normalize_charset)
 
 MAX_DEPTH = 50               # MIME nesting walked; deeper parts are kept as opaque attachments
 MAX_PARTS = 5000             # parts walked per mail
@@ -531,8 +531,10 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
         problems: list[str] = []
         data = _payload_bytes(part, problems)
         declared = params.get("charset") or ""
-        text, _used = decode_bytes(data, declared or None, problems, f"part {leaf[7]} body")
+        text, used = decode_bytes(data, declared or None, problems, f"part {leaf[7]} body")
         defects.extend(problems)
+        if not declared and not data.isascii():
+            declared = mime_charset_name(used, data)  # report what the bytes turned out to be
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         return text, declared.strip().strip("\"'").lower()
@@ -567,6 +569,9 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
             data = _message_bytes(part)
         else:
             data = _payload_bytes(part, problems)
+            if ctype.startswith("text/") and b"\r\n" in data and str(
+                    part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64":
+                data = data.replace(b"\r\n", b"\n")  # transport line ends (SMTP vs mbox)
         for p in problems:
             defects.append(f"part {path}: {p}")
         if not fname:

@@ -37,6 +37,12 @@ _NON_TEXT = {"base64", "base_64", "hex", "quopri", "quoted-printable", "rot13", 
              "uu", "bz2", "zlib", "zip", "idna", "punycode", "undefined", "unicode_escape",
              "raw_unicode_escape", "string_escape", "mbcs", "oem", "charmap"}
 FALLBACK = "cp1252"
+# Supersets to try when bytes do not fit the declared codec (vendor extensions in the wild).
+_SIBLINGS = {
+    "iso2022_jp_ext": ("x-iso2022jp-cp932", "iso2022_jp_2004", "iso2022_jp_2"),
+    "cp932": ("shift_jis_2004",), "euc_jis_2004": ("cp932", "euc_jp"),
+    "gb18030": ("big5hkscs",), "big5hkscs": ("gb18030",), "cp949": ("johab",),
+}
 
 
 def normalize_charset(name: str | None) -> str | None:
@@ -83,17 +89,19 @@ def decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = N
         order.append("utf-8")
     if codec and codec != "ascii":
         order.append(codec)
+        order.extend(_SIBLINGS.get(codec, ()))
     for c in ("utf-8", FALLBACK):
         if c not in order:
             order.append(c)
     for i, c in enumerate(order):
         try:
-            text = data.decode(c)
+            text = _iso2022jp_cp932(data) if c == "x-iso2022jp-cp932" else data.decode(c)
         except (UnicodeDecodeError, LookupError):
             continue
         except Exception:  # noqa: BLE001 - exotic codec bugs
             continue
-        if codec and c != codec and not (utf8_first and c == "utf-8") and defects is not None:
+        if (codec and c != codec and not (utf8_first and c == "utf-8") and defects is not None
+                and c not in _SIBLINGS.get(codec, ())):
             defects.append(f"{what}: bytes do not match charset {str(charset)[:40]!r}, "
                            f"decoded as {c}")
         return text, c
@@ -101,6 +109,50 @@ def decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = N
         defects.append(f"{what}: undecodable bytes for charset {str(charset or '')[:40]!r}, "
                        "decoded as latin-1")
     return data.decode("latin-1"), "latin-1"
+
+
+def _iso2022jp_cp932(data: bytes) -> str:
+    """ISO-2022-JP with Microsoft/NEC extensions (like Windows' cp50220): JIS X 0208 pairs are
+    mapped to Shift_JIS and decoded as cp932, which knows NEC row 13 (①, ㈱, ...)."""
+    out = bytearray()
+    mode = "ascii"
+    i, n = 0, len(data)
+    while i < n:
+        b = data[i]
+        if b == 0x1B:
+            seq = data[i + 1:i + 3]
+            if seq in (b"$B", b"$@"):
+                mode = "jis"
+            elif seq in (b"(B", b"(J"):
+                mode = "ascii"
+            elif seq == b"(I":
+                mode = "kana"
+            else:
+                raise UnicodeDecodeError("iso2022jp", data, i, i + 1, "unknown escape")
+            i += 3
+            continue
+        if mode == "jis" and b not in (0x0A, 0x0D):
+            if i + 1 >= n:
+                raise UnicodeDecodeError("iso2022jp", data, i, i + 1, "truncated")
+            j1, j2 = b, data[i + 1]
+            if not (0x21 <= j1 <= 0x7E and 0x21 <= j2 <= 0x7E):
+                raise UnicodeDecodeError("iso2022jp", data, i, i + 2, "invalid JIS pair")
+            s1 = ((j1 + 1) >> 1) + (0x70 if j1 <= 0x5E else 0xB0)
+            if j1 & 1:
+                s2 = j2 + (0x20 if j2 >= 0x60 else 0x1F)
+            else:
+                s2 = j2 + 0x7E
+            out += bytes((s1, s2))
+            i += 2
+            continue
+        if mode == "kana" and 0x21 <= b <= 0x5F:
+            out.append(b + 0x80)
+        elif b >= 0x80:
+            raise UnicodeDecodeError("iso2022jp", data, i, i + 1, "8-bit byte")
+        else:
+            out.append(b)
+        i += 1
+    return out.decode("cp932")
 
 
 def unsurrogate(value: str) -> bytes | None:
@@ -311,3 +363,12 @@ def html_to_text(markup: str) -> str:
         return _tidy(text)
     except Exception:  # noqa: BLE001
         return markup
+
+
+def mime_charset_name(codec: str, data: bytes) -> str:
+    """MIME name for a codec we guessed (no charset declared)."""
+    if codec == "cp1252":
+        return "windows-1252" if any(0x80 <= b <= 0x9F for b in data) else "iso-8859-1"
+    if codec in ("ascii", ""):
+        return "us-ascii" if codec else ""
+    return codec.replace("_", "-")
