@@ -258,6 +258,8 @@ _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "tab
           "address", "center", "form", "fieldset", "nav", "aside", "main", "figure", "tbody",
           "thead", "tfoot", "caption", "title", "body", "html", "option", "legend", "details",
           "summary", "o:p"}
+_PARA = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "ul", "ol", "dl", "pre",
+         "hr"}
 _SKIP = {"script", "style", "head", "xml", "template", "noscript", "object", "title"}
 _MAX_HTMLPARSER = 2_000_000  # larger documents use the regex stripper (linear, no quirks)
 
@@ -283,8 +285,10 @@ class _TextExtractor(HTMLParser):
             return
         if tag == "pre":
             self.pre += 1
-        if tag in _BLOCK:
+        if tag == "br":
             self.parts.append("\n")
+        elif tag in _BLOCK:
+            self.parts.append("\x01" if tag in _PARA else "\x00")
         if tag == "td" or tag == "th":
             self.parts.append(" ")
         if tag == "li":
@@ -305,8 +309,8 @@ class _TextExtractor(HTMLParser):
             return
         if tag == "pre" and self.pre:
             self.pre -= 1
-        if tag in _BLOCK:
-            self.parts.append("\n")
+        if tag in _BLOCK and tag != "br":
+            self.parts.append("\x01" if tag in _PARA else "\x00")
 
     def handle_data(self, data):
         if self.skip:
@@ -323,9 +327,16 @@ _TAG_BLOCK = re.compile(r"</?(?:p|div|br|li|tr|h[1-6]|table|blockquote|pre|hr)\b
 _TAG_ANY = re.compile(r"<[^>]{0,2000}>")
 
 
+def _breaks(m: re.Match) -> str:
+    g = m.group(0)
+    return "\n\n" if ("\x01" in g or g.count("\n") >= 2) else "\n"
+
+
 def _tidy(text: str) -> str:
+    text = re.sub(r"[ \t]*[\x00\x01][\x00\x01 \t\n]*", _breaks, text)
     text = text.replace("\xa0", " ").replace("\u200b", "")
-    lines = [ln.strip(" \t") for ln in text.split("\n")]
+    lines = [ln.rstrip(" \t") for ln in text.split("\n")]
+    lines = [ln[1:] if ln.startswith(" ") and not ln.startswith("  ") else ln for ln in lines]
     out: list[str] = []
     blank = False
     for ln in lines:
