@@ -48,6 +48,7 @@ def cmd_check_config(args) -> int:
 
 def cmd_ingest(args) -> int:
     from gateway.config import ConfigError
+    from gateway.failpoints import failpoint
     from gateway.intake import Envelope, accept
     from gateway.processing import process_inbound, process_pending
     from gateway.store.db import is_transient
@@ -75,6 +76,7 @@ def cmd_ingest(args) -> int:
         print(f"ticketgate ingest: {kind} failure storing the mail, try again later: {exc}",
               file=sys.stderr)
         return EX_TEMPFAIL
+    failpoint("AFTER_ACCEPT")
     # The mail is committed: from here on we exit 0 whatever happens; a mail we could not
     # process now stays pending (or quarantined) in the store, never lost.
     if accepted.duplicate:

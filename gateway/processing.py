@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
+from gateway.failpoints import failpoint
 from gateway.intake import Envelope
 from gateway.mail import parse
 from gateway.pipeline import Pipeline
@@ -58,6 +59,7 @@ def process_inbound(store: Store, pipeline: Pipeline, inbound_id: int) -> Outcom
             row.ticket_id = ticket.id if ticket is not None else None
             row.trace = [line.as_dict() for line in decision.trace]
             row.error = None
+            failpoint("BEFORE_COMMIT")
             number = ticket.number if ticket is not None else None
             log.info("mail %s: %s %s", inbound_id, decision.action, number or "")
             return Outcome(inbound_id, row.status, decision.action, number)

@@ -32,11 +32,17 @@ def load_config(conf_dir: str | Path) -> Config:
         raise ConfigError([Problem(str(conf_dir), 0, "no ticketgate.yaml in this directory")])
     files: list[Path] = []
 
+    broken: set[str] = set()
+
     def read(name):
         path = conf_dir / name
         if path.exists():
             files.append(path)
-        return _optional(path, problems, str(path))
+        before = len(problems)
+        data = _optional(path, problems, str(path))
+        if len(problems) > before:
+            broken.add(name)
+        return data
 
     main_raw = read("ticketgate.yaml")
     main = S.section(main_raw, S.MAIN, problems, "ticketgate.yaml")
@@ -82,6 +88,8 @@ def load_config(conf_dir: str | Path) -> Config:
     queues_raw = read("queues.yaml")
     queues = _queues(queues_raw, groups, calendars, problems)
     default_queue = main["default_queue"]
+    if "queues.yaml" in broken:
+        queues = _Anything(queues)  # no cascade of "unknown queue" errors after a syntax error
     if queues and default_queue not in queues:
         problems.append(_at(main_raw, "default_queue", f"default_queue {default_queue!r} is not a "
                                                        f"queue in queues.yaml"))
@@ -118,6 +126,16 @@ def load_config(conf_dir: str | Path) -> Config:
     if problems:
         raise ConfigError(problems)
     return config
+
+
+class _Anything(dict):
+    """Stands in for a section that failed to parse: every name counts as known."""
+
+    def __contains__(self, key) -> bool:
+        return True
+
+    def __bool__(self) -> bool:
+        return False
 
 
 # Other packages (filters, notifier) register loaders for their own parts of conf/ here.

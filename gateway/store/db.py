@@ -7,6 +7,7 @@ failing half-way through a transaction.
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("TICKETGATE_SQLITE_BUSY_TIMEOUT_MS", "30000"))
 
 
 def make_engine(url: str) -> Engine:
