@@ -3,13 +3,16 @@
 Looked for in this order (config ``follow_up`` in ticketgate.yaml):
 1. our ticket number in the subject (hook + number, case-insensitive, any Re:/AW:/Fwd: prefix);
 2. ``In-Reply-To`` then ``References`` naming the Message-ID of one of our articles, incoming or
-   sent (``search_references``, on by default);
-3. our ticket number in the body text (``search_body``, off by default).
+   sent (``references: always`` by default; ``subject_match`` trusts such a match only when the
+   subject is the referenced article's or the mail is an auto-reply; ``off``);
+3. our ticket number in the body text (``search_body``, off by default);
+4. our ticket number in text attachments (``search_attachments``, off by default).
 A match on a merged ticket always follows the merge chain to the surviving ticket, whichever
 way it was found.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -40,11 +43,44 @@ def _by_number(session: Session, number: str) -> Ticket | None:
     return session.execute(select(Ticket).where(Ticket.number == number)).scalar()
 
 
+def _article_by_message_id(session: Session, message_id: str) -> Article | None:
+    """The newest article with this Message-ID (two tickets may share one: take the newer)."""
+    return session.execute(select(Article).where(Article.message_id == message_id)
+                           .order_by(Article.id.desc()).limit(1)).scalar()
+
+
 def _by_message_id(session: Session, message_id: str) -> Ticket | None:
-    row = session.execute(
-        select(Ticket).join(Article, Article.ticket_id == Ticket.id)
-        .where(Article.message_id == message_id).order_by(Article.id.desc()).limit(1)).scalar()
-    return row
+    article = _article_by_message_id(session, message_id)
+    return article.ticket if article is not None else None
+
+
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|fwd?|wg|sv|antw|vs|tr|rif|r)\s*(\[\d+\])?\s*:\s*)+",
+                           re.IGNORECASE)
+
+
+def normalise_subject(subject: str) -> str:
+    return " ".join(_REPLY_PREFIX.sub("", subject or "").split()).lower()
+
+
+def _reference_trusted(mode: str, mail: ParsedMail, article: Article) -> bool:
+    """``references: subject_match`` trusts a Message-ID match only when the subject is the
+    referenced article's (minus Re:/AW: prefixes) or the mail is an auto-reply to it."""
+    if mode == "always":
+        return True
+    if (mail.header("Auto-Submitted") or "").strip().lower().startswith("auto-replied"):
+        return True
+    return normalise_subject(mail.subject) == normalise_subject(article.subject)
+
+
+def _attachment_texts(mail: ParsedMail) -> list[str]:
+    from gateway.mail_text import html_to_text
+
+    texts = []
+    for att in mail.attachments:
+        if att.content_type in ("text/plain", "text/html") and len(att.data) < 1_000_000:
+            text = att.data.decode("utf-8", "replace")
+            texts.append(html_to_text(text) if att.content_type == "text/html" else text)
+    return texts
 
 
 def _follow_merges(session: Session, ticket: Ticket) -> tuple[Ticket, list[str]]:
@@ -63,14 +99,25 @@ def find_ticket(session: Session, mail: ParsedMail, numbers: TicketNumbers,
     candidates: list[tuple[str, str, callable]] = []
     for number in numbers.find(mail.subject):
         candidates.append(("subject", number, _by_number))
-    if settings.get("search_references", True):
+    mode = settings.get("references", "always")
+    if mode != "off":
+        def by_reference(session, mid):
+            article = _article_by_message_id(session, mid)
+            if article is not None and _reference_trusted(mode, mail, article):
+                return article.ticket
+            return None
+
         for mid in mail.in_reply_to:
-            candidates.append(("in-reply-to", mid, _by_message_id))
+            candidates.append(("in-reply-to", mid, by_reference))
         for mid in reversed(mail.references):  # the newest reference is the most specific
-            candidates.append(("references", mid, _by_message_id))
+            candidates.append(("references", mid, by_reference))
     if settings.get("search_body", False):
         for number in numbers.find(mail.body):
             candidates.append(("body", number, _by_number))
+    if settings.get("search_attachments", False):
+        for text in _attachment_texts(mail):
+            for number in numbers.find(text):
+                candidates.append(("attachment", number, _by_number))
     for how, key, lookup in candidates:
         ticket = lookup(session, key)
         if ticket is not None:

@@ -54,6 +54,9 @@ def load_config(conf_dir: str | Path) -> Config:
     if not re.fullmatch(r"\d{1,4}", tn["system_id"]):
         problems.append(_at(main["ticket_number"], "system_id", "system_id must be 1-4 digits"))
     follow_up = S.section(main["follow_up"], S.FOLLOW_UP, problems, "follow_up")
+    if follow_up["references"] not in ("always", "subject_match", "off"):
+        problems.append(_at(main["follow_up"], "references",
+                            "follow_up.references must be always, subject_match or off"))
     processing = S.section(main["processing"], S.PROCESSING, problems, "processing")
 
     data_dir = (conf_dir / main["data_dir"]).resolve()

@@ -103,8 +103,10 @@ TICKET_NUMBER = {
 }
 
 FOLLOW_UP = {
-    "search_references": Key(bool, True, "match In-Reply-To/References against our Message-IDs"),
+    "references": Key(str, "always", "In-Reply-To/References naming our Message-IDs: always | "
+                                     "subject_match (only with the same subject) | off"),
     "search_body": Key(bool, False, "also look for a ticket number in the body text"),
+    "search_attachments": Key(bool, False, "also look in text/plain and text/html attachments"),
 }
 
 PROCESSING = {
