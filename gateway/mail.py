@@ -19,7 +19,14 @@ class Address:
     email: str  # lower-cased address; IDN domains as given (Unicode)
 
     def __str__(self) -> str:
-        return email.utils.formataddr((self.name, self.email)) if self.name else self.email
+        """For display and storage (Unicode kept; not for putting into outgoing headers)."""
+        if not self.name:
+            return self.email
+        name = self.name.replace("\\", "\\\\").replace('"', '\\"')
+        name = " ".join(name.split())  # no CR/LF or tabs from a hostile header
+        if any(c in name for c in '()<>[]:;@,."\\'):
+            name = f'"{name}"'
+        return f"{name} <{self.email}>"
 
 
 @dataclass
