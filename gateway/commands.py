@@ -98,7 +98,10 @@ def cmd_reprocess(args) -> int:
 
 
 def cmd_test_mail(args) -> int:
-    """Run the whole decision on a mail without writing anything; print the trace."""
+    """Run the whole decision on a mail without writing anything; explain it
+    (filters/explain.py): pre-filters, rules matched and near misses, what was set, the
+    follow-up decision and the result."""
+    from filters.explain import explain, render_text
     from gateway.cli import _load
     from gateway.intake import Envelope
     from gateway.mail import parse
@@ -115,32 +118,15 @@ def cmd_test_mail(args) -> int:
     session = app.store.raw_session()
     try:
         decision = app.pipeline.decide(session, mail, envelope)
+        if args.json:
+            print(json.dumps(explain(decision, app.config), indent=2, default=str,
+                             ensure_ascii=False))
+        else:
+            print(render_text(decision, app.config, verbose=getattr(args, "verbose", False)))
     finally:
         session.rollback()
         session.close()
-    result = {
-        "action": decision.action, "reason": decision.reason,
-        "ticket": decision.ticket.number if decision.ticket else None,
-        "queue": decision.settings.get("queue") or (decision.ticket.queue
-                                                    if decision.ticket else None),
-        "settings": decision.settings, "follow_up_settings": decision.follow_up_settings,
-        "sender_type": decision.sender_type, "agent": decision.agent,
-        "auto_response": decision.auto_response,
-        "auto_response_suppressed": decision.auto_response_suppressed,
-        "trace": [line.as_dict() for line in decision.trace],
-    }
-    if args.json:
-        print(json.dumps(result, indent=2, default=str, ensure_ascii=False))
-        return EX_OK
-    print(f"Mail: {mail.subject!r} from {mail.sender or '(none)'}")
-    for line in decision.trace:
-        print(f"  [{line.step}] {line.message}")
-    print(f"Result: {decision.action}" + (f" -> ticket {result['ticket']}" if result["ticket"]
-                                          else "") + f", queue {result['queue']}")
-    if decision.auto_response:
-        print(f"Auto-response: {decision.auto_response}" +
-              (f" (suppressed: {decision.auto_response_suppressed})"
-               if decision.auto_response_suppressed else ""))
+        app.store.close()
     return EX_OK
 
 
