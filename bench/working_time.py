@@ -1,6 +1,6 @@
 """Benchmark: gateway.calendars add/between vs a naive minute-walk.
 
-Run: .venv/bin/python bench/calendar.py [--seconds 0.5]
+Run: .venv/bin/python bench/working_time.py [--seconds 0.5]
 
 The naive reference steps one minute at a time and checks the local wall time of
 each minute (the obvious implementation). Spans are in working minutes of a

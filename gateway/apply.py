@@ -18,7 +18,6 @@ def apply(pipeline, session, decision, inbound_id):
     else:
         ticket = decision.ticket
     article = _article(session, ticket, decision, inbound_id)
-    session.flush()
     trace = [line.as_dict() for line in decision.trace]
     if decision.action in ("new_ticket", "new_ticket_closed"):
         tickets.add_history(session, ticket, "NewTicket",
@@ -71,7 +70,6 @@ def _new_ticket(pipeline, session, decision) -> Ticket:
         customer_user=s.get("customer_user") or customer, customer_id=s.get("customer_id"),
         dynamic_fields=dict(s.get("dynamic_fields") or {}), created=now, changed=now)
     session.add(ticket)
-    session.flush()
     return ticket
 
 

@@ -51,24 +51,63 @@ def process_inbound(store: Store, pipeline: Pipeline, inbound_id: int) -> Outcom
             row = session.execute(query).scalar()
             if row is None:
                 return Outcome(inbound_id, "skipped")
-            mail = parse(row.raw)
-            decision = pipeline.decide(session, mail, envelope_of(row))
-            ticket, _article = pipeline.apply(session, decision, inbound_id)
-            row.status = "ignored" if ticket is None else "done"
-            row.processed_at = utcnow()
-            row.ticket_id = ticket.id if ticket is not None else None
-            row.trace = [line.as_dict() for line in decision.trace]
-            row.error = None
+            outcome = _process_row(session, pipeline, row)
             failpoint("BEFORE_COMMIT")
-            number = ticket.number if ticket is not None else None
-            log.info("mail %s: %s %s", inbound_id, decision.action, number or "")
-            return Outcome(inbound_id, row.status, decision.action, number)
+            return outcome
     except Exception as exc:  # noqa: BLE001 - the stage boundary: record, never lose the mail
         if is_transient(exc):
             log.warning("mail %s: transient failure, will retry: %s", inbound_id, exc)
             return Outcome(inbound_id, "transient", error=str(exc))
         log.exception("mail %s: processing failed", inbound_id)
         return _record_failure(store, pipeline, inbound_id, exc)
+
+
+def process_batch(store: Store, pipeline: Pipeline, inbound_ids: list[int]) -> list[Outcome]:
+    """Process several pending mails in ONE transaction (one commit, one fsync), each inside
+    its own SAVEPOINT so a mail that fails rolls back alone and is retried on its own later.
+    Used by the daemon's worker for throughput; results equal one-by-one processing."""
+    outcomes: list[Outcome] = []
+    failed: list[tuple[int, Exception]] = []
+    try:
+        with store.session() as session:
+            query = select(InboundMail).where(InboundMail.id.in_(inbound_ids),
+                                              InboundMail.status == "pending") \
+                .order_by(InboundMail.id)
+            if store.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = session.execute(query).scalars().all()
+            for row in rows:
+                try:
+                    with session.begin_nested():
+                        outcomes.append(_process_row(session, pipeline, row))
+                except Exception as exc:  # noqa: BLE001 - one bad mail must not block the rest
+                    if is_transient(exc):
+                        raise
+                    log.exception("mail %s: processing failed", row.id)
+                    failed.append((row.id, exc))
+            failpoint("BEFORE_COMMIT")
+    except Exception as exc:  # noqa: BLE001 - the stage boundary
+        if not is_transient(exc):
+            raise
+        log.warning("batch of %d: transient failure, will retry: %s", len(inbound_ids), exc)
+        return [Outcome(i, "transient", error=str(exc)) for i in inbound_ids]
+    for inbound_id, exc in failed:
+        outcomes.append(_record_failure(store, pipeline, inbound_id, exc))
+    return outcomes
+
+
+def _process_row(session, pipeline: Pipeline, row: InboundMail) -> Outcome:
+    mail = parse(row.raw)
+    decision = pipeline.decide(session, mail, envelope_of(row))
+    ticket, _article = pipeline.apply(session, decision, row.id)
+    row.status = "ignored" if ticket is None else "done"
+    row.processed_at = utcnow()
+    row.ticket_id = ticket.id if ticket is not None else None
+    row.trace = [line.as_dict() for line in decision.trace]
+    row.error = None
+    number = ticket.number if ticket is not None else None
+    log.info("mail %s: %s %s", row.id, decision.action, number or "")
+    return Outcome(row.id, row.status, decision.action, number)
 
 
 def _record_failure(store: Store, pipeline: Pipeline, inbound_id: int, exc: Exception) -> Outcome:
@@ -95,14 +134,19 @@ def pending_ids(store: Store, limit: int = 1000) -> list[int]:
             .order_by(InboundMail.id).limit(limit)).scalars())
 
 
-def process_pending(store: Store, pipeline: Pipeline, limit: int = 1000) -> list[Outcome]:
-    """Drain pending mail, oldest first. A failing mail is retried on a later run (up to
-    max_attempts), so one bad mail never blocks the ones behind it."""
+def process_pending(store: Store, pipeline: Pipeline, limit: int = 1000,
+                    batch: int = 1) -> list[Outcome]:
+    """Drain pending mail, oldest first, ``batch`` mails per transaction. A failing mail is
+    retried on a later run (up to max_attempts), so one bad mail never blocks the ones behind
+    it."""
     outcomes = []
-    for inbound_id in pending_ids(store, limit):
-        outcome = process_inbound(store, pipeline, inbound_id)
-        outcomes.append(outcome)
-        if outcome.status == "transient":
+    ids = pending_ids(store, limit)
+    for start in range(0, len(ids), max(batch, 1)):
+        chunk = ids[start:start + max(batch, 1)]
+        results = process_batch(store, pipeline, chunk) if len(chunk) > 1 else \
+            [process_inbound(store, pipeline, chunk[0])]
+        outcomes.extend(results)
+        if any(o.status == "transient" for o in results):
             break  # the database is unhappy; try again later rather than hammering it
     return outcomes
 

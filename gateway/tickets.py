@@ -16,19 +16,24 @@ from gateway.store.models import Article, ArticleAttachment, Blob, History, Tick
 
 def add_history(session: Session, ticket: Ticket, type_: str, message: str,
                 article: Article | None = None, **data) -> History:
-    entry = History(ticket=ticket, article_id=article.id if article else None, type=type_,
-                    message=message, data=data, created=utcnow())
+    entry = History(ticket=ticket, article=article, type=type_, message=message, data=data,
+                    created=utcnow())
     session.add(entry)
     return entry
 
 
 def store_blob(session: Session, data: bytes) -> Blob:
+    """The one Blob for this content (found, or new and flushed with the article)."""
     digest = hashlib.sha256(data).hexdigest()
-    blob = session.execute(select(Blob).where(Blob.sha256 == digest)).scalar()
+    pending = session.info.setdefault("new_blobs", {})
+    blob = pending.get(digest)
     if blob is None:
-        blob = Blob(sha256=digest, size=len(data), data=data)
-        session.add(blob)
-        session.flush()
+        with session.no_autoflush:
+            blob = session.execute(select(Blob).where(Blob.sha256 == digest)).scalar()
+        if blob is None:
+            blob = Blob(sha256=digest, size=len(data), data=data)
+            session.add(blob)
+            pending[digest] = blob
     return blob
 
 

@@ -29,10 +29,10 @@ def set_ticket(app, number, **values):
 
 
 def test_new_ticket_from_customer_mail(app, ingest):
-    out = ingest(make_mail(subject="Printer on fire", msgid="new1@customer.test"))
+    out = ingest(make_mail(subject="Monitor on fire", msgid="new1@customer.test"))
     assert out.status == "done" and out.action == "new_ticket"
     t = ticket(app, out.ticket_number)
-    assert t.title == "Printer on fire"
+    assert t.title == "Monitor on fire"
     assert t.queue == "Unassigned"       # To: support@example.com is Unassigned's address
     assert t.state == "new" and t.priority == "3 normal"
     assert t.customer_user == "alice@customer.test"

@@ -164,6 +164,7 @@ class History(Base):
     data: Mapped[dict] = mapped_column(JSON, default=dict)
 
     ticket: Mapped[Ticket] = relationship(back_populates="history")
+    article: Mapped["Article | None"] = relationship()
 
 
 class Counter(Base):
