@@ -34,6 +34,16 @@ def _load(args):
 def cmd_check_config(args) -> int:
     from gateway.config import ConfigError, load_config
 
+    if args.defaults:
+        from gateway.config import schema
+
+        for title, spec in schema.SECTIONS.items():
+            print(f"# {title}")
+            for key, k in spec.items():
+                default = k.default() if callable(k.default) else k.default
+                print(f"{key} = {default!r}    # {k.doc}")
+            print()
+        return EX_OK
     try:
         config = load_config(args.dir or args.conf)
     except ConfigError as exc:
@@ -123,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a configuration directory (like nginx -t)")
     p.add_argument("dir", nargs="?")
+    p.add_argument("--defaults", action="store_true",
+                   help="print every key with its default and meaning (like postconf -d)")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("ingest", help="read one mail on stdin (MTA pipe) and process it")

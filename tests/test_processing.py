@@ -83,3 +83,19 @@ def test_duplicate_on_postgresql(make_app, postgres_url):
     raw = make_mail(subject="dup", msgid="dup-pg@c.test")
     a, b = accept(app.store, raw), accept(app.store, raw)
     assert not a.duplicate and b.duplicate and a.inbound_id == b.inbound_id
+
+
+def test_concurrent_ingestion_on_postgresql_gives_unique_numbers(make_app, postgres_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    apps = [make_app(database=postgres_url) for _ in range(4)]
+
+    def work(k):
+        app = apps[k]
+        return [process_inbound(app.store, app.pipeline, accept(
+            app.store, make_mail(subject=f"w{k} m{i}")).inbound_id).ticket_number
+            for i in range(10)]
+
+    with ThreadPoolExecutor(4) as pool:
+        numbers = [n for chunk in pool.map(work, range(4)) for n in chunk]
+    assert len(numbers) == 40 == len(set(numbers))

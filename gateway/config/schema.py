@@ -166,3 +166,10 @@ DEFAULT_STATES = [
 ]
 STATE_TYPES = ("new", "open", "pending reminder", "pending auto", "closed", "merged", "removed")
 DEFAULT_PRIORITIES = ["1 very low", "2 low", "3 normal", "4 high", "5 very high"]
+
+SECTIONS = {
+    "ticketgate.yaml": MAIN, "ticketgate.yaml ticket_number": TICKET_NUMBER,
+    "ticketgate.yaml follow_up": FOLLOW_UP, "ticketgate.yaml processing": PROCESSING,
+    "ticketgate.yaml system_addresses[]": SYSTEM_ADDRESS, "queues.yaml queues.NAME": QUEUE,
+    "agents.yaml": AGENTS_FILE, "agents.yaml roles.NAME": ROLE, "agents.yaml agents.LOGIN": AGENT,
+}
