@@ -62,31 +62,44 @@ def set_field(session: Session, ticket: Ticket, field: str, value, reason: str,
     return True
 
 
-def recompute_escalation(ticket: Ticket, config: Config, now: datetime | None = None) -> None:
-    """Store the three deadlines and their notify instants on the ticket (indexed)."""
+DEADLINE_COLUMNS = ("first_response_due", "first_response_notify", "update_due",
+                    "update_notify", "solution_due", "solution_notify", "escalation_next")
+
+
+def deadlines_for(config: Config, queue_name: str, state: str, created: datetime,
+                  first_agent_contact: datetime | None,
+                  last_contact: datetime | None) -> dict:
+    """The deadline columns of a ticket with these values (all None when it cannot escalate).
+
+    Closed, removed and merged tickets have no deadlines; pending ones neither while
+    ``escalation.suspend_pending`` is on (the default)."""
     from gateway.escalation import TicketClock, compute_deadlines
 
-    queue = config.queues.get(ticket.queue)
-    calendar = config.calendars.get(queue.calendar if queue else "default") \
-        or config.calendars.get("default")
-    state_type = config.state_type(ticket.state)
-    clock = TicketClock(
-        created=ticket.created, first_agent_contact=ticket.first_agent_contact,
-        last_contact=ticket.last_contact,
-        closed=state_type in ("closed", "removed", "merged"),
-        suspended=state_type.startswith("pending"))
-    if queue is None or calendar is None or queue.escalation is None:
-        deadlines = None
-    else:
-        deadlines = compute_deadlines(clock, queue.escalation, calendar)
+    out = dict.fromkeys(DEADLINE_COLUMNS)
+    queue = config.queues.get(queue_name)
+    if queue is None or queue.escalation is None:
+        return out
+    calendar = config.calendars.get(queue.calendar) or config.calendars.get("default")
+    state_type = config.state_type(state)
+    suspend = bool(config.escalation.get("suspend_pending", True))
+    clock = TicketClock(created=created, first_agent_contact=first_agent_contact,
+                        last_contact=last_contact,
+                        closed=state_type in ("closed", "removed", "merged"),
+                        suspended=suspend and state_type.startswith("pending"))
+    deadlines = compute_deadlines(clock, queue.escalation, calendar)
     for kind in ("first_response", "update", "solution"):
-        for suffix in ("due", "notify"):
-            attr = f"{kind}_{suffix}"
-            value = None
-            if deadlines is not None:
-                value = getattr(deadlines, kind if suffix == "due" else f"{kind}_notify")
-            setattr(ticket, attr, value)
-    ticket.escalation_next = deadlines.next_due() if deadlines is not None else None
+        out[f"{kind}_due"] = getattr(deadlines, kind)
+        out[f"{kind}_notify"] = getattr(deadlines, f"{kind}_notify")
+    out["escalation_next"] = deadlines.next_due()
+    return out
+
+
+def recompute_escalation(ticket: Ticket, config: Config) -> None:
+    """Store the three deadlines and their notify instants on the ticket (indexed)."""
+    values = deadlines_for(config, ticket.queue, ticket.state, ticket.created,
+                           ticket.first_agent_contact, ticket.last_contact)
+    for column, value in values.items():
+        setattr(ticket, column, value)
 
 
 def touch(ticket: Ticket, config: Config) -> None:

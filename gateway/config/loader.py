@@ -58,6 +58,7 @@ def load_config(conf_dir: str | Path) -> Config:
         problems.append(_at(main["follow_up"], "references",
                             "follow_up.references must be always, subject_match or off"))
     processing = S.section(main["processing"], S.PROCESSING, problems, "processing")
+    escalation = S.section(main["escalation"], S.ESCALATION, problems, "escalation")
 
     data_dir = (conf_dir / main["data_dir"]).resolve()
     database_url = main["database"].replace("{data_dir}", str(data_dir))
@@ -119,7 +120,8 @@ def load_config(conf_dir: str | Path) -> Config:
     config = Config(
         dir=conf_dir, database_url=database_url, data_dir=data_dir, fqdn=main["fqdn"],
         default_queue=default_queue, ticket_number=tn, follow_up=follow_up,
-        processing=processing, queues=queues, groups=groups, roles=roles, agents=agents,
+        processing=processing, escalation=escalation, queues=queues, groups=groups,
+        roles=roles, agents=agents,
         direct_group_rights=agents_file["direct_group_rights"],
         superusers=list(agents_file["superusers"]), system_addresses=system_addresses,
         states=states, priorities=priorities, default_priority=main["default_priority"],

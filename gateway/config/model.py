@@ -61,6 +61,7 @@ class Config:
     ticket_number: dict
     follow_up: dict
     processing: dict
+    escalation: dict
     queues: dict[str, Queue]
     groups: dict[str, str]
     roles: dict[str, Role]

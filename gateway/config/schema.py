@@ -86,6 +86,7 @@ MAIN = {
     "priorities": Key(list, None, "priorities [\"1 very low\", ...]; OTRS defaults when absent"),
     "default_priority": Key(str, "3 normal", "priority of a new ticket"),
     "processing": Key(dict, dict, "inbound processing: retries before quarantine"),
+    "escalation": Key(dict, dict, "escalation behaviour: suspend_pending"),
     "listeners": Key(list, list, "SMTP/LMTP listeners (daemon)"),
     "mail_accounts": Key(list, list, "IMAP mail accounts (daemon)"),
     "outbound": Key(dict, dict, "smarthost for outgoing mail (notifier)"),
@@ -107,6 +108,10 @@ FOLLOW_UP = {
                                      "subject_match (only with the same subject) | off"),
     "search_body": Key(bool, False, "also look for a ticket number in the body text"),
     "search_attachments": Key(bool, False, "also look in text/plain and text/html attachments"),
+}
+
+ESCALATION = {
+    "suspend_pending": Key(bool, True, "pending tickets do not escalate while pending"),
 }
 
 PROCESSING = {
@@ -170,6 +175,7 @@ DEFAULT_PRIORITIES = ["1 very low", "2 low", "3 normal", "4 high", "5 very high"
 SECTIONS = {
     "ticketgate.yaml": MAIN, "ticketgate.yaml ticket_number": TICKET_NUMBER,
     "ticketgate.yaml follow_up": FOLLOW_UP, "ticketgate.yaml processing": PROCESSING,
+    "ticketgate.yaml escalation": ESCALATION,
     "ticketgate.yaml system_addresses[]": SYSTEM_ADDRESS, "queues.yaml queues.NAME": QUEUE,
     "agents.yaml": AGENTS_FILE, "agents.yaml roles.NAME": ROLE, "agents.yaml agents.LOGIN": AGENT,
 }
