@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# this file is called filters.py: make sure "import filters" finds the package, not us
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 from filters import safe_regex  # noqa: E402
 from filters.engine import FilterEngine, Limits  # noqa: E402

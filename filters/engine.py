@@ -153,9 +153,9 @@ class FilterEngine:
         timeout = self.limits.match_timeout
         matches: dict = {}
         held: list[dict] = []
+        if deadline is not None:
+            timeout = max(0.001, min(timeout, deadline - time.monotonic()))
         for cond in rule.conditions:
-            if deadline is not None:
-                timeout = max(0.001, min(timeout, deadline - time.monotonic()))
             hit = None
             candidates = view.candidates(cond.key)
             try:
@@ -169,7 +169,7 @@ class FilterEngine:
                             rule.where, cond.label)
                 out.trace.append({
                     "message": f"rule {rule.name!r} ({rule.where}): condition {cond.label!r} "
-                               f"/{cut(cond.pattern, 60)}/ timed out ({exc}): rule not applied",
+                               f"/{cond.shown}/ timed out ({exc}): rule not applied",
                     "rule": rule.name, "where": rule.where, "matched": False,
                     "timed_out": True, "condition": cond.label, "pattern": cond.pattern,
                     "conditions": held})
@@ -203,11 +203,11 @@ class FilterEngine:
     def _miss(self, rule: Rule, cond, info: dict, held: list[dict]) -> dict:
         if cond.negated:
             why = (f"not {cond.label}: {info['header']} {info['value']!r} matches "
-                   f"/{cut(cond.pattern, 60)}/")
+                   f"/{cond.shown}/")
         elif info.get("checked") == "absent":
             why = f"{cond.label}: no {cond.label} in this mail"
         else:
-            why = f"{cond.label} does not match /{cut(cond.pattern, 60)}/"
+            why = f"{cond.label} does not match /{cond.shown}/"
         near = bool(held)
         line = {"rule": rule.name, "where": rule.where, "matched": False, "near_miss": near,
                 "failed": info}

@@ -51,6 +51,11 @@ class Condition:
     regex: object
     negated: bool = False
     line: int = 0
+    shown: str = ""          # the pattern shortened for trace messages
+
+    def __post_init__(self):
+        short = self.pattern.replace("\n", " ")
+        self.shown = self.shown or (short if len(short) <= 60 else short[:59] + "…")
 
 
 @dataclass
@@ -86,9 +91,10 @@ class Rule:
     stop: bool = False
     case_sensitive: bool = False
 
-    @property
-    def where(self) -> str:
-        return f"{self.file.rsplit('/', 1)[-1]}:{self.line}"
+    where: str = ""          # "file-name:line", for the trace
+
+    def __post_init__(self):
+        self.where = self.where or f"{self.file.rsplit('/', 1)[-1]}:{self.line}"
 
     @property
     def ignore(self) -> bool:
