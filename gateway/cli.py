@@ -32,8 +32,10 @@ def _load(args):
 
 
 def cmd_check_config(args) -> int:
+    from gateway.app import load_plugins
     from gateway.config import ConfigError, load_config
 
+    load_plugins()
     if args.defaults:
         from gateway.config import schema
 
