@@ -30,13 +30,20 @@ def apply(pipeline, session, decision, inbound_id):
                                 None, new_ticket=ticket.number)
     elif decision.action == "follow_up":
         tickets.add_history(session, ticket, "FollowUp", decision.reason, article, trace=trace)
-        _follow_up_changes(pipeline, session, ticket, article, decision)
+        if decision.sender_type != "agent":  # an agent's mail changes state by #commands only
+            _follow_up_changes(pipeline, session, ticket, article, decision)
+        _agent_work(pipeline, session, ticket, article, decision)
     elif decision.action == "reject":
         tickets.add_history(session, ticket, "FollowUpRejected", decision.reason, article,
                             trace=trace)
     elif decision.action == "bounce":
         tickets.add_history(session, ticket, "Bounce", decision.reason, article, trace=trace,
                             recipients=decision.flags.get("bounce", {}).get("recipients", []))
+    claim = decision.flags.get("agent_claim")
+    if claim and claim.get("message"):
+        tickets.add_history(session, ticket, "AgentClaimUnproven", claim["message"], article,
+                            agent=claim["agent"], address=claim["address"],
+                            failures=claim["failures"])
     if decision.auto_response:
         tickets.add_history(session, ticket, "AutoResponse",
                             f"{decision.auto_response}: " +
@@ -124,3 +131,54 @@ def _contact_times(ticket, article, decision) -> None:
                                                                   "new_ticket_closed",
                                                                   "follow_up"):
         ticket.last_contact = article.created
+    work = getattr(decision, "agent_work", None)
+    if decision.sender_type == "agent" and work is not None and work.send:
+        # an agent article sent to the customer: stops first response, restarts update
+        if ticket.first_agent_contact is None:
+            ticket.first_agent_contact = article.created
+        ticket.last_contact = article.created
+
+
+def _agent_work(pipeline, session, ticket, article, decision) -> None:
+    """Apply an agent's accepted #commands, queue the reply to the customer and the answer
+    about refused commands to the agent (gateway/agents)."""
+    from gateway.agents import reply
+    from gateway.agents.commands import apply_changes
+
+    work = getattr(decision, "agent_work", None)
+    if decision.sender_type != "agent" or work is None:
+        return
+    agent = pipeline.config.agents[decision.agent]
+    article.internal = not work.send
+    article.flags = {**(article.flags or {}), "agent": agent.login,
+                     "commands": [{"command": v.command.text, "ok": v.ok, "reason": v.reason}
+                                  for v in work.verdicts]}
+    apply_changes(session, ticket, article, work.verdicts, agent.login)
+    if work.send and pipeline.config.state_type(ticket.state) == "new":
+        tickets.set_field(session, ticket, "state", "open", "agent replied to the customer",
+                          article)
+    session.flush()
+    if work.send:
+        message = reply.customer_message(pipeline, ticket, article, work.text)
+        if message is None:
+            outcome = "not sent: no customer address or no system address"
+        else:
+            outcome = reply.queue_outgoing(session, message, ticket=ticket, article=article,
+                                           kind="agent_reply")
+            article.flags = {**article.flags, "sent_message_id":
+                             message["Message-ID"].strip("<>"), "sent": outcome}
+        tickets.add_history(session, ticket, "SendAnswer",
+                            f"agent {agent.login}'s reply to the customer: {outcome}", article)
+    else:
+        tickets.add_history(session, ticket, "AddNote",
+                            f"agent {agent.login}'s article not sent to the customer "
+                            f"({work.why_not_sent})", article)
+    if work.refused or work.reply_refused:
+        message = reply.agent_answer(pipeline, ticket, article, agent, work.verdicts,
+                                     [work.reply_refused] if work.reply_refused else [])
+        outcome = reply.queue_outgoing(session, message, ticket=ticket, article=article,
+                                       kind="agent_command_answer") if message else \
+            "not sent: no system address"
+        tickets.add_history(session, ticket, "AgentCommandAnswer",
+                            f"answer to {agent.login} about refused commands: {outcome}",
+                            article, refused=[v.command.text for v in work.refused])

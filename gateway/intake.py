@@ -30,6 +30,7 @@ class Envelope:
     rcpt_to: list[str] = field(default_factory=list)
     trusted: bool = False              # may X-Ticket-* control headers be honoured?
     queue: str | None = None           # queue the source dispatches to (a mail account's)
+    authenticated_user: str | None = None  # SMTP AUTH login of the session (submission)
 
 
 @dataclass

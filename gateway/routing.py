@@ -5,12 +5,13 @@ Steps never write to the database; ``gateway/apply.py`` acts on the finished dec
 """
 from __future__ import annotations
 
+from gateway import agents  # noqa: F401 - registers agent_auth and acl.d config loaders
 from gateway.config.model import Config
 
 
 def build_steps(config: Config) -> list:
-    return [prefilters, sender, postmaster_filters, follow_up, queue_for_new_ticket,
-            auto_response]
+    return [prefilters, sender, postmaster_filters, follow_up, agent_identity,
+            queue_for_new_ticket, agent_commands, auto_response]
 
 
 # -- 1. built-in pre-filters ----------------------------------------------------------------
@@ -34,16 +35,60 @@ def prefilters(pipeline, session, decision) -> None:
 
 # -- 2. who sent it -------------------------------------------------------------------------
 def sender(pipeline, session, decision) -> None:
+    """An agent's From is believed only with a proof (gateway/agents/identity.py); the
+    reply-address token needs the ticket and is checked in ``agent_identity``."""
+    from gateway.agents.identity import prove_without_ticket
+
     mail, config = decision.mail, pipeline.config
     addr = mail.sender.email if mail.sender else None
     agent = config.agent_by_email(addr) if addr else None
-    if agent is not None:
-        decision.sender_type, decision.agent = "agent", agent.login
-        decision.note("sender", f"From {addr} is agent {agent.login}: agent article")
-    else:
+    if agent is None:
         decision.note("sender", f"From {addr or '(none)'}: customer article")
+        return
+    settings = config.agent_auth
+    proof, failures = prove_without_ticket(settings, agent, addr, mail, decision.envelope)
+    if proof is not None:
+        decision.sender_type, decision.agent = "agent", agent.login
+        decision.note("sender", f"From {addr} is agent {agent.login}: proven by {proof.method} "
+                                f"({proof.detail})", agent=agent.login, proof=proof.method)
+        return
+    decision.flags["agent_claim"] = {"agent": agent.login, "address": addr,
+                                     "failures": failures}
+    pending = " ; reply-address token checked after follow-up detection" \
+        if "token" in settings.methods else ""
+    decision.note("sender", f"From {addr} claims agent {agent.login}: "
+                            f"{'; '.join(failures) or 'no proof method configured'}{pending}",
+                  agent=agent.login)
 
 
+def agent_identity(pipeline, session, decision) -> None:
+    """Finish the proof of an agent's identity now that the ticket is known."""
+    from gateway.agents.identity import prove_by_token
+
+    claim = decision.flags.get("agent_claim")
+    config = pipeline.config
+    if claim is not None:
+        agent = config.agents[claim["agent"]]
+        proof, why = prove_by_token(config.agent_auth, agent, decision.mail,
+                                    decision.envelope, decision.ticket)
+        if proof is not None:
+            del decision.flags["agent_claim"]
+            decision.sender_type, decision.agent = "agent", agent.login
+            decision.note("identity", f"agent {agent.login}: proven by token ({proof.detail})",
+                          agent=agent.login, proof="token")
+        else:
+            if "token" in config.agent_auth.methods:
+                claim["failures"].append(f"token: {why}")
+            claim["message"] = (f"claims to be agent {agent.login} but proves nothing: "
+                                f"handled as customer")
+            decision.note("identity", f"{claim['message']} ({'; '.join(claim['failures']) or 'no proof method configured'})",
+                          agent=agent.login)
+            return
+    if decision.sender_type == "agent" and decision.action in ("reject", "new_ticket_closed"):
+        decision.note("identity", f"agent reply: the queue's follow-up option "
+                                  f"({decision.action}) applies to customers only: follow-up")
+        decision.action = "follow_up"
+        decision.reason = f"agent reply to {decision.ticket.number}"
 # -- 3. postmaster filters (conf/filters.d) -------------------------------------------------
 def postmaster_filters(pipeline, session, decision) -> None:
     engine = getattr(pipeline.config, "filter_engine", None)
@@ -67,6 +112,8 @@ def follow_up(pipeline, session, decision) -> None:
         decision.note("follow-up", "a filter forces a new ticket (follow_up: false)")
         return
     match = pipeline.find_follow_up(session, decision.mail)
+    if match is None:
+        match = _reply_address_ticket(pipeline, session, decision)
     bounce = decision.flags.get("bounce")
     if bounce and match is None and bounce.get("original_message_id"):
         from gateway.followup import _by_message_id, _follow_merges
@@ -106,6 +153,29 @@ def follow_up(pipeline, session, decision) -> None:
     decision.note("follow-up", decision.reason)
 
 
+def _reply_address_ticket(pipeline, session, decision):
+    """The ticket named by a reply address whose token is the claimed agent's."""
+    from gateway.agents.identity import make_token
+    from gateway.followup import FollowUpMatch
+    from gateway.store.models import Ticket
+
+    claim = decision.flags.get("agent_claim")
+    settings = pipeline.config.agent_auth
+    if claim is None or "token" not in settings.methods:
+        return None
+    import hmac
+
+    mail, envelope = decision.mail, decision.envelope
+    addresses = list(envelope.rcpt_to) + [a.email for a in mail.to] + [a.email for a in mail.cc]
+    for ticket_id, token, address in settings.reply_tokens(addresses):
+        if hmac.compare_digest(token.encode(),
+                               make_token(settings, claim["agent"], ticket_id).encode()):
+            ticket = session.get(Ticket, ticket_id)
+            if ticket is not None:
+                return FollowUpMatch(ticket, "reply-address", address, [])
+    return None
+
+
 # -- 5. which queue a new ticket goes to ----------------------------------------------------
 def queue_for_new_ticket(pipeline, session, decision) -> None:
     if decision.action not in ("new_ticket", "new_ticket_closed"):
@@ -131,7 +201,16 @@ def queue_for_new_ticket(pipeline, session, decision) -> None:
                            f"among the recipients)")
 
 
-# -- 6. would an auto-response be sent? ----------------------------------------------------
+# -- 6. an agent's #commands and reply rights (checked here, applied in gateway/apply.py) -----
+def agent_commands(pipeline, session, decision) -> None:
+    from gateway.agents.commands import decide_work
+
+    if decision.sender_type != "agent":
+        return
+    decide_work(pipeline, decision)
+
+
+# -- 7. would an auto-response be sent? ----------------------------------------------------
 AUTO_RESPONSE_FOR = {"new_ticket": "auto_reply", "follow_up": "auto_follow_up",
                      "reject": "auto_reject", "new_ticket_closed": "auto_reply_new_ticket"}
 

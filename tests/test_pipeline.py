@@ -208,14 +208,18 @@ def test_reused_message_id_with_other_content_is_kept(app, ingest):
     assert count(app, InboundMail) == 2 and count(app, Article) == 2
 
 
-def test_agent_sender_is_recorded_as_agent_article(app, ingest):
+def test_unproven_agent_sender_is_a_customer_article_flagged_in_history(app, ingest):
+    """An agent's From alone proves nothing (proofs: tests/test_agent_identity.py)."""
     first = ingest(make_mail(subject="Need help"))
     out = ingest(make_mail(subject=f"Re: [Ticket#{first.ticket_number}]",
                            frm="Tom Moore <Tom.Moore@example.com>"))
     t = ticket(app, first.ticket_number)
     assert out.action == "follow_up"
-    assert t.articles[-1].sender_type == "agent"
-    assert t.articles[-1].flags["auto_response"]["suppressed"] == "sender is an agent"
+    assert t.articles[-1].sender_type == "customer"
+    assert t.articles[-1].flags["agent_claim"]["agent"] == "tmoore"
+    flagged = [h for h in t.history if h.type == "AgentClaimUnproven"]
+    assert flagged and flagged[0].message == ("claims to be agent tmoore but proves nothing: "
+                                              "handled as customer")
 
 
 def test_attachments_are_stored_once_per_content(app, ingest):

@@ -64,6 +64,7 @@ class InboundMail(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     trace: Mapped[list] = mapped_column(JSON, default=list)
+    authenticated_user: Mapped[str | None] = mapped_column(String(320))  # SMTP AUTH (0003)
 
 
 class Ticket(Base):
@@ -94,6 +95,7 @@ class Ticket(Base):
     solution_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     solution_notify: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalation_next: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # #pending (0003)
 
     articles: Mapped[list["Article"]] = relationship(back_populates="ticket",
                                                      order_by="Article.id")

@@ -1,0 +1,272 @@
+"""Proof that a mail claiming an agent's From really comes from that agent.
+
+Config ``agent_auth:`` in ticketgate.yaml (validated here, see docs/agents.md):
+
+    agent_auth:
+      methods: [token, dkim, authentication_results, smtp_auth]   # any subset, tried in order
+      secret_file: /etc/ticketgate/agent.key    # or secret_env: TICKETGATE_AGENT_SECRET
+      token_length: 16                          # hex digits of the HMAC kept in the address
+      trusted_authserv_id: mx.example.com       # authserv-id of OUR MTA (Authentication-Results)
+      reply_address_format: "helpdesk+t{ticket}-{token}@example.com"
+
+A From header proves nothing by itself. Without a proof the mail is a customer mail.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.config.loader import register_extension
+from gateway.config.yamlload import LineDict, Problem
+
+METHODS = ("token", "dkim", "authentication_results", "smtp_auth")
+KEYS = {"methods", "secret_file", "secret_env", "token_length", "trusted_authserv_id",
+        "reply_address_format"}
+
+
+@dataclass
+class AuthSettings:
+    methods: tuple[str, ...] = ()
+    secret: bytes | None = None
+    token_length: int = 16
+    trusted_authserv_id: str | None = None
+    reply_address_format: str | None = None
+    dnsfunc: object = None        # DKIM key lookup; None = dkimpy's resolver (tests inject one)
+    _reply_re: re.Pattern | None = field(default=None, repr=False)
+
+    def reply_address(self, login: str, ticket_id: int) -> str | None:
+        """The address an agent notification uses as Reply-To for this agent and ticket."""
+        if not self.reply_address_format or self.secret is None:
+            return None
+        return self.reply_address_format.format(ticket=ticket_id,
+                                                token=make_token(self, login, ticket_id))
+
+    def reply_tokens(self, addresses) -> list[tuple[int, str, str]]:
+        """(ticket id, token, address) for each of ``addresses`` in our reply format."""
+        if self._reply_re is None:
+            return []
+        out = []
+        for address in addresses:
+            m = self._reply_re.fullmatch((address or "").strip().lower())
+            if m:
+                out.append((int(m.group("ticket")), m.group("token"), address))
+        return out
+
+
+def make_token(settings: AuthSettings, login: str, ticket_id: int) -> str:
+    mac = hmac.new(settings.secret or b"", f"{login}\0{ticket_id}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:settings.token_length]
+
+
+def _compile_format(fmt: str) -> re.Pattern:
+    parts = re.split(r"(\{ticket\}|\{token\})", fmt.lower())
+    rx = "".join(r"(?P<ticket>\d{1,18})" if p == "{ticket}" else
+                 r"(?P<token>[0-9a-f]{4,64})" if p == "{token}" else re.escape(p)
+                 for p in parts)
+    return re.compile(rx)
+
+
+# ---- config ---------------------------------------------------------------------------------
+@register_extension
+def load_agent_auth(config, problems: list[Problem]) -> None:
+    raw = config.raw.get("agent_auth") or {}
+    where = raw if isinstance(raw, LineDict) else None
+
+    def bad(key, message):
+        line = where.line_of(key) if where is not None else 0
+        problems.append(Problem(getattr(where, "file", "ticketgate.yaml"), line,
+                                f"agent_auth: {message}"))
+
+    settings = AuthSettings()
+    config.agent_auth = settings
+    if not isinstance(raw, dict):
+        bad(None, "must be a mapping")
+        return
+    for key in raw:
+        if key not in KEYS:
+            bad(key, f"unknown key {key!r} (known keys: {', '.join(sorted(KEYS))})")
+    methods = raw.get("methods", [])
+    if not isinstance(methods, list) or any(m not in METHODS for m in methods):
+        bad("methods", f"methods must be a list of {', '.join(METHODS)}, got {methods!r}")
+        methods = [m for m in methods if m in METHODS] if isinstance(methods, list) else []
+    settings.methods = tuple(methods)
+    length = raw.get("token_length", 16)
+    if isinstance(length, bool) or not isinstance(length, int) or not 8 <= length <= 64:
+        bad("token_length", f"token_length must be 8..64 hex digits, got {length!r}")
+    else:
+        settings.token_length = length
+    if raw.get("secret_file") and raw.get("secret_env"):
+        bad("secret_env", "give secret_file or secret_env, not both")
+    if raw.get("secret_file"):
+        path = Path(str(raw["secret_file"]))
+        path = path if path.is_absolute() else config.dir / path
+        try:
+            settings.secret = path.read_bytes().strip() or None
+        except OSError as exc:
+            bad("secret_file", f"cannot read secret_file {str(path)!r}: {exc.strerror}")
+        if settings.secret is None and path.exists():
+            bad("secret_file", f"secret_file {str(path)!r} is empty")
+    elif raw.get("secret_env"):
+        value = os.environ.get(str(raw["secret_env"]))
+        if not value:
+            bad("secret_env", f"environment variable {raw['secret_env']!r} is not set or empty")
+        else:
+            settings.secret = value.encode()
+    if settings.secret is not None and len(settings.secret) < 16:
+        bad("secret_file" if raw.get("secret_file") else "secret_env",
+            "the secret must be at least 16 bytes")
+    fmt = raw.get("reply_address_format")
+    if fmt is not None:
+        fmt = str(fmt)
+        if fmt.count("{ticket}") != 1 or fmt.count("{token}") != 1 or "@" not in fmt:
+            bad("reply_address_format", "reply_address_format must be an address with "
+                                        "{ticket} and {token} once each")
+        else:
+            settings.reply_address_format = fmt
+            settings._reply_re = _compile_format(fmt)
+    if "token" in settings.methods and (settings.secret is None or fmt is None):
+        bad("methods", "method 'token' needs secret_file or secret_env and "
+                       "reply_address_format")
+    if "authentication_results" in settings.methods and not raw.get("trusted_authserv_id"):
+        bad("methods", "method 'authentication_results' needs trusted_authserv_id")
+    if raw.get("trusted_authserv_id"):
+        settings.trusted_authserv_id = str(raw["trusted_authserv_id"]).lower()
+
+
+# ---- proofs ---------------------------------------------------------------------------------
+@dataclass
+class Proof:
+    method: str
+    detail: str
+
+
+def domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower().rstrip(".")
+
+
+def prove_without_ticket(settings: AuthSettings, agent, address: str, mail,
+                         envelope) -> tuple[Proof | None, list[str]]:
+    """Try the proofs that do not need the ticket (dkim, authentication_results, smtp_auth).
+    Returns the first proof found and why each tried method failed."""
+    failures: list[str] = []
+    for method in settings.methods:
+        if method == "token":
+            continue
+        check = {"dkim": _dkim, "authentication_results": _auth_results,
+                 "smtp_auth": _smtp_auth}[method]
+        proof, why = check(settings, agent, address, mail, envelope)
+        if proof:
+            return proof, failures
+        failures.append(f"{method}: {why}")
+    return None, failures
+
+
+def prove_by_token(settings: AuthSettings, agent, mail, envelope,
+                   ticket) -> tuple[Proof | None, str]:
+    """A reply address naming THIS ticket with this agent's HMAC token."""
+    if "token" not in settings.methods:
+        return None, "not enabled"
+    addresses = list(envelope.rcpt_to) + [a.email for a in mail.to] + [a.email for a in mail.cc]
+    found = settings.reply_tokens(addresses)
+    if not found:
+        return None, "no reply address with a token among the recipients"
+    reasons = []
+    for ticket_id, token, address in found:
+        expected = make_token(settings, agent.login, ticket_id)
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            reasons.append(f"{address}: token is not {agent.login}'s for ticket id {ticket_id}")
+            continue
+        if ticket is None or ticket.id != ticket_id:
+            here = f"ticket id {ticket.id}" if ticket is not None else "a new ticket"
+            reasons.append(f"{address}: token for ticket id {ticket_id} used on {here}: "
+                           f"refused")
+            continue
+        return Proof("token", f"reply address {address} carries {agent.login}'s token for "
+                              f"this ticket"), ""
+    return None, "; ".join(reasons)
+
+
+def _smtp_auth(settings, agent, address, mail, envelope):
+    user = (getattr(envelope, "authenticated_user", None) or "").strip().lower()
+    if not user:
+        return None, "not received over authenticated SMTP"
+    if user == agent.login.lower() or user in agent.emails:
+        return Proof("smtp_auth", f"authenticated SMTP session as {user!r}"), ""
+    return None, f"authenticated SMTP user {user!r} is not {agent.login}"
+
+
+def _dkim(settings, agent, address, mail, envelope):
+    import dkim
+
+    want = domain_of(address)
+    try:
+        d = dkim.DKIM(mail.raw)
+        count = sum(1 for name, _ in d.headers if name.lower() == b"dkim-signature")
+    except Exception as exc:  # noqa: BLE001 - a malformed mail proves nothing
+        return None, f"cannot read the message: {exc}"
+    if not count:
+        return None, "no DKIM-Signature"
+    seen = []
+    for idx in range(count):
+        try:
+            d = dkim.DKIM(mail.raw)
+            kwargs = {"dnsfunc": settings.dnsfunc} if settings.dnsfunc else {}
+            ok = d.verify(idx=idx, **kwargs)
+            domain = (d.domain or b"").decode("ascii", "replace").lower()
+        except Exception as exc:  # noqa: BLE001 - dkimpy raises on bad keys/signatures
+            seen.append(f"signature {idx + 1}: {exc}")
+            continue
+        if not ok:
+            seen.append(f"signature {idx + 1} (d={domain}) does not verify")
+        elif domain != want:
+            seen.append(f"signature {idx + 1} passes but d={domain}, not {want}")
+        else:
+            return Proof("dkim", f"DKIM signature d={domain} passes"), ""
+    return None, "; ".join(seen)
+
+
+_COMMENT = re.compile(r"\([^()]*\)")
+
+
+def parse_authentication_results(value: str) -> tuple[str, list[dict]]:
+    """(authserv-id, [{method, result, props...}]) of one Authentication-Results value."""
+    text = _COMMENT.sub(" ", _COMMENT.sub(" ", value))
+    parts = [p.strip() for p in text.split(";")]
+    authserv = parts[0].split()[0].lower() if parts and parts[0].split() else ""
+    results = []
+    for part in parts[1:]:
+        tokens = part.split()
+        if not tokens or "=" not in tokens[0]:
+            continue
+        method, result = tokens[0].split("=", 1)
+        entry = {"method": method.lower(), "result": result.lower()}
+        for tok in tokens[1:]:
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+                entry[k.lower()] = v.strip('"').lower()
+        results.append(entry)
+    return authserv, results
+
+
+def _auth_results(settings, agent, address, mail, envelope):
+    want = domain_of(address)
+    for value in mail.header_all("Authentication-Results"):
+        authserv, results = parse_authentication_results(value)
+        if authserv != settings.trusted_authserv_id:
+            continue
+        # only the topmost header of our own MTA counts; anything below could be forged
+        for r in results:
+            if r["result"] != "pass":
+                continue
+            if r["method"] == "dkim" and r.get("header.d", "").rstrip(".") == want:
+                return Proof("authentication_results",
+                             f"{authserv}: dkim=pass header.d={want}"), ""
+            if r["method"] == "dmarc" and r.get("header.from", "").rstrip(".") == want:
+                return Proof("authentication_results",
+                             f"{authserv}: dmarc=pass header.from={want}"), ""
+        return None, f"{authserv} reports no dkim/dmarc pass for {want}"
+    return None, f"no Authentication-Results from {settings.trusted_authserv_id}"
