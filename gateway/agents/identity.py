@@ -218,7 +218,7 @@ def _dkim(settings, agent, address, mail, envelope):
             ok = d.verify(idx=idx, **kwargs)
             domain = (d.domain or b"").decode("ascii", "replace").lower()
         except Exception as exc:  # noqa: BLE001 - dkimpy raises on bad keys/signatures
-            seen.append(f"signature {idx + 1}: {exc}")
+            seen.append(f"signature {idx + 1} does not verify ({str(exc).split(' (got')[0]})")
             continue
         if not ok:
             seen.append(f"signature {idx + 1} (d={domain}) does not verify")

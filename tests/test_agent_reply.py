@@ -1,0 +1,123 @@
+"""An agent's reply reaches the customer (from the queue's system address, commands and quoted
+text stripped) and stops the first-response escalation; notes and refusals do not."""
+from __future__ import annotations
+
+import smtplib
+
+from gateway.agents.reply import customer_text
+from tests.mails import make_mail
+from tests.test_agent_identity import (TOM, agent_app, agent_mail, customer_ticket,  # noqa: F401
+                                       ingest_with, load_ticket, outbox, reply_address)
+
+REPLY = """#time 15
+
+Hello Alice,
+
+the printer is fixed.
+
+Tom
+
+On Mon, 23 Nov 2026 10:00, Alice Customer <alice@customer.test> wrote:
+> It burns.
+"""
+
+
+def test_agent_reply_reaches_the_customer_and_stops_first_response(agent_app, outbox,
+                                                                   smtp_sink):
+    t = customer_ticket(agent_app)
+    assert t.first_response_due is not None and t.first_agent_contact is None
+    update_before = t.update_due
+    out = ingest_with(agent_app, agent_mail(t, body=REPLY,
+                                            to=reply_address(agent_app, "tmoore", t.id)))
+    t = load_ticket(agent_app, out.ticket_number)
+    article = t.articles[-1]
+    assert article.sender_type == "agent" and not article.internal
+    assert article.flags["time_units"] == 15
+    assert t.first_agent_contact == article.created
+    assert t.last_contact == article.created
+    assert t.first_response_due is None                 # first response done
+    assert t.update_due is not None and t.update_due >= update_before   # update clock reset
+    assert t.state == "open"                             # new -> open on the first answer
+
+    [queued] = outbox.of_kind("agent_reply")
+    msg = queued["message"]
+    assert queued["rcpt_to"] == ["alice@customer.test"]
+    assert queued["mail_from"] == "support@example.com"
+    assert msg["From"] == "Example Help Desk <support@example.com>"
+    assert f"[Ticket#{t.number}]" in msg["Subject"]
+    text = msg.get_content()
+    assert "the printer is fixed." in text
+    assert "#time" not in text and "It burns" not in text and "wrote:" not in text
+    assert queued["ticket_id"] == t.id and queued["article_id"] == article.id
+    assert any(h.type == "SendAnswer" and "queued to alice@customer.test" in h.message
+               for h in t.history)
+
+    # and it is a mail an SMTP server accepts for the customer (real aiosmtpd sink)
+    controller, handler = smtp_sink
+    with smtplib.SMTP(controller.hostname, controller.port) as smtp:
+        smtp.send_message(msg, from_addr=queued["mail_from"], to_addrs=queued["rcpt_to"])
+    [envelope] = handler.envelopes
+    assert envelope.rcpt_tos == ["alice@customer.test"]
+    assert b"the printer is fixed." in envelope.content
+
+
+def test_reply_comes_from_the_system_address_of_the_ticket_queue(agent_app, outbox):
+    out = ingest_with(agent_app, make_mail(to="printers@example.com", subject="Jam"))
+    t = load_ticket(agent_app, out.ticket_number)
+    assert t.queue == "Hardware::Printer"
+    ingest_with(agent_app, agent_mail(t, to=reply_address(agent_app, "tmoore", t.id)))
+    [queued] = outbox.of_kind("agent_reply")
+    assert queued["mail_from"] == "printers@example.com"
+
+
+def test_note_is_internal_and_not_sent(agent_app, outbox):
+    t = customer_ticket(agent_app)
+    ingest_with(agent_app, agent_mail(t, body="#note\nCustomer sounds upset, call first.",
+                                      to=reply_address(agent_app, "tmoore", t.id)))
+    t = load_ticket(agent_app, t.number)
+    assert t.articles[-1].internal and t.articles[-1].sender_type == "agent"
+    assert outbox.queued == []
+    assert t.first_agent_contact is None and t.first_response_due is not None
+
+
+def test_commands_only_mail_sends_nothing_to_the_customer(agent_app, outbox):
+    t = customer_ticket(agent_app)
+    ingest_with(agent_app, agent_mail(t, body="#priority 4\n",
+                                      to=reply_address(agent_app, "tmoore", t.id)))
+    t = load_ticket(agent_app, t.number)
+    assert t.priority == "4 high"
+    assert outbox.queued == [] and t.articles[-1].internal
+
+
+def test_agent_without_rw_cannot_write_to_the_customer(agent_app, outbox):
+    """jdoe (Tier 1) has only move_into/create/note on Tier 2's Hardware queue."""
+    out = ingest_with(agent_app, make_mail(to="hardware@example.com", subject="Disk"))
+    t = load_ticket(agent_app, out.ticket_number)
+    ingest_with(agent_app, agent_mail(t, frm="Jane Doe <jane.doe@example.com>",
+                                      to=reply_address(agent_app, "jdoe", t.id)))
+    t = load_ticket(agent_app, t.number)
+    assert t.articles[-1].internal
+    assert outbox.of_kind("agent_reply") == []
+    [answer] = outbox.of_kind("agent_command_answer")
+    assert answer["rcpt_to"] == ["jane.doe@example.com"]
+    assert "lacks the 'rw' right on group 'Tier 2'" in answer["message"].get_content()
+
+
+def test_without_outbox_history_says_not_sent(agent_app, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "notifier.outbox", None)   # import fails
+    t = customer_ticket(agent_app)
+    ingest_with(agent_app, agent_mail(t, to=reply_address(agent_app, "tmoore", t.id)))
+    t = load_ticket(agent_app, t.number)
+    assert any(h.type == "SendAnswer" and "notifier.outbox.queue_mail is not available"
+               in h.message for h in t.history)
+
+
+def test_customer_text_strips_quotes_and_markers():
+    assert customer_text(REPLY.split("\n", 2)[2]) == "Hello Alice,\n\nthe printer is fixed." \
+                                                     "\n\nTom"
+    assert customer_text("Yes.\n\n-----Original Message-----\nFrom: x") == "Yes."
+    assert customer_text("Ja.\n\nAm 23.11.2026 um 10:00 schrieb Alice <a@b>:\n> x") == "Ja."
+    assert customer_text("Ok\n\n> quoted\n> more\n") == "Ok"
+    assert customer_text("> inline quote\nmy answer") == "> inline quote\nmy answer"
