@@ -312,8 +312,9 @@ class _Loader:
             except re.error as exc:
                 self.bad(inner, None, f"ACL {acl_name!r}: bad regular expression {text!r}: {exc}")
                 continue
-            if isinstance(inner, dict) and not allowed:
-                out.setdefault("action!", []).append(pat)   # mapping form: 0 = removed
+            if isinstance(inner, dict):
+                if not allowed:   # mapping form (OTRS 3): 0 removes it, 1 changes nothing
+                    out.setdefault("action!", []).append(pat)
             else:
                 out.setdefault("action", []).append(pat)
 
