@@ -5,6 +5,8 @@ Steps never write to the database; ``gateway/apply.py`` acts on the finished dec
 """
 from __future__ import annotations
 
+import hmac
+
 from gateway import agents  # noqa: F401 - registers agent_auth and acl.d config loaders
 from gateway.config.model import Config
 
@@ -45,7 +47,7 @@ def sender(pipeline, session, decision) -> None:
     if agent is None:
         decision.note("sender", f"From {addr or '(none)'}: customer article")
         return
-    settings = config.agent_auth
+    settings = config.agent_auth   # set by gateway/agents/identity.py when conf/ is loaded
     proof, failures = prove_without_ticket(settings, agent, addr, mail, decision.envelope)
     if proof is not None:
         decision.sender_type, decision.agent = "agent", agent.login
@@ -61,34 +63,6 @@ def sender(pipeline, session, decision) -> None:
                   agent=agent.login)
 
 
-def agent_identity(pipeline, session, decision) -> None:
-    """Finish the proof of an agent's identity now that the ticket is known."""
-    from gateway.agents.identity import prove_by_token
-
-    claim = decision.flags.get("agent_claim")
-    config = pipeline.config
-    if claim is not None:
-        agent = config.agents[claim["agent"]]
-        proof, why = prove_by_token(config.agent_auth, agent, decision.mail,
-                                    decision.envelope, decision.ticket)
-        if proof is not None:
-            del decision.flags["agent_claim"]
-            decision.sender_type, decision.agent = "agent", agent.login
-            decision.note("identity", f"agent {agent.login}: proven by token ({proof.detail})",
-                          agent=agent.login, proof="token")
-        else:
-            if "token" in config.agent_auth.methods:
-                claim["failures"].append(f"token: {why}")
-            claim["message"] = (f"claims to be agent {agent.login} but proves nothing: "
-                                f"handled as customer")
-            decision.note("identity", f"{claim['message']} ({'; '.join(claim['failures']) or 'no proof method configured'})",
-                          agent=agent.login)
-            return
-    if decision.sender_type == "agent" and decision.action in ("reject", "new_ticket_closed"):
-        decision.note("identity", f"agent reply: the queue's follow-up option "
-                                  f"({decision.action}) applies to customers only: follow-up")
-        decision.action = "follow_up"
-        decision.reason = f"agent reply to {decision.ticket.number}"
 # -- 3. postmaster filters (conf/filters.d) -------------------------------------------------
 def postmaster_filters(pipeline, session, decision) -> None:
     engine = getattr(pipeline.config, "filter_engine", None)
@@ -163,8 +137,6 @@ def _reply_address_ticket(pipeline, session, decision):
     settings = pipeline.config.agent_auth
     if claim is None or "token" not in settings.methods:
         return None
-    import hmac
-
     mail, envelope = decision.mail, decision.envelope
     addresses = list(envelope.rcpt_to) + [a.email for a in mail.to] + [a.email for a in mail.cc]
     for ticket_id, token, address in settings.reply_tokens(addresses):
@@ -174,6 +146,37 @@ def _reply_address_ticket(pipeline, session, decision):
             if ticket is not None:
                 return FollowUpMatch(ticket, "reply-address", address, [])
     return None
+
+
+# -- 4b. the agent's proof that needs the ticket (reply-address token) ----------------------
+def agent_identity(pipeline, session, decision) -> None:
+    """Finish the proof of an agent's identity now that the ticket is known."""
+    from gateway.agents.identity import prove_by_token
+
+    claim = decision.flags.get("agent_claim")
+    config = pipeline.config
+    if claim is not None:
+        agent = config.agents[claim["agent"]]
+        proof, why = prove_by_token(config.agent_auth, agent, decision.mail,
+                                    decision.envelope, decision.ticket)
+        if proof is not None:
+            del decision.flags["agent_claim"]
+            decision.sender_type, decision.agent = "agent", agent.login
+            decision.note("identity", f"agent {agent.login}: proven by token ({proof.detail})",
+                          agent=agent.login, proof="token")
+        else:
+            if "token" in config.agent_auth.methods:
+                claim["failures"].append(f"token: {why}")
+            claim["message"] = (f"claims to be agent {agent.login} but proves nothing: "
+                                f"handled as customer")
+            why = "; ".join(claim["failures"]) or "no proof method configured"
+            decision.note("identity", f"{claim['message']} ({why})", agent=agent.login)
+            return
+    if decision.sender_type == "agent" and decision.action in ("reject", "new_ticket_closed"):
+        decision.note("identity", f"agent reply: the queue's follow-up option "
+                                  f"({decision.action}) applies to customers only: follow-up")
+        decision.action = "follow_up"
+        decision.reason = f"agent reply to {decision.ticket.number}"
 
 
 # -- 5. which queue a new ticket goes to ----------------------------------------------------
