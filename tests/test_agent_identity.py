@@ -217,11 +217,11 @@ def dkim_key(tmp_path_factory):
     return path.read_bytes(), record
 
 
-def dkim_signed(raw, key, domain=b"example.com"):
+def dkim_signed(raw, key, domain=b"example.com",
+               headers=(b"from", b"to", b"subject", b"message-id"), length=False):
     import dkim
 
-    sig = dkim.sign(raw, b"sel", domain, key,
-                    include_headers=[b"from", b"to", b"subject", b"message-id"])
+    sig = dkim.sign(raw, b"sel", domain, key, include_headers=list(headers), length=length)
     return sig + raw
 
 
@@ -259,6 +259,21 @@ def test_dkim_of_another_domain_proves_nothing(agent_app, outbox, dkim_key):
     assert decision.sender_type == "customer"
     assert "d=attacker.test, not example.com" in " ".join(
         decision.flags["agent_claim"]["failures"])
+
+
+@pytest.mark.parametrize("headers, length, why", [
+    ((b"from", b"to", b"message-id"), False, "does not cover subject"),
+    ((b"from", b"to", b"subject"), True, "l= (body length): not accepted"),
+])
+def test_dkim_signature_must_cover_what_picks_the_ticket(agent_app, outbox, dkim_key, headers,
+                                                         length, why):
+    key, record = dkim_key
+    with_dns(agent_app, record)
+    t = customer_ticket(agent_app)
+    decision, _ = run_pipeline(agent_app, dkim_signed(agent_mail(t), key, headers=headers,
+                                                      length=length))
+    assert decision.sender_type == "customer"
+    assert why in " ".join(decision.flags["agent_claim"]["failures"])
 
 
 # ---- Authentication-Results ---------------------------------------------------------------------

@@ -199,6 +199,10 @@ def _smtp_auth(settings, agent, address, mail, envelope):
     return None, f"authenticated SMTP user {user!r} is not {agent.login}"
 
 
+# headers that pick the ticket: a signature must cover them (the latter two when present)
+_MUST_SIGN = (b"subject", b"in-reply-to", b"references")
+
+
 def _dkim(settings, agent, address, mail, envelope):
     import dkim
 
@@ -220,10 +224,17 @@ def _dkim(settings, agent, address, mail, envelope):
         except Exception as exc:  # noqa: BLE001 - dkimpy raises on bad keys/signatures
             seen.append(f"signature {idx + 1} does not verify ({str(exc).split(' (got')[0]})")
             continue
+        unsigned = [h for h in _MUST_SIGN if h == b"subject" or mail.header(h.decode())]
+        unsigned = [h.decode() for h in unsigned if h not in (d.include_headers or ())]
         if not ok:
             seen.append(f"signature {idx + 1} (d={domain}) does not verify")
         elif domain != want:
             seen.append(f"signature {idx + 1} passes but d={domain}, not {want}")
+        elif b"l" in (d.signature_fields or {}):
+            seen.append(f"signature {idx + 1} has l= (body length): not accepted")
+        elif unsigned:
+            seen.append(f"signature {idx + 1} does not cover {', '.join(unsigned)} (they "
+                        f"choose the ticket)")
         else:
             return Proof("dkim", f"DKIM signature d={domain} passes"), ""
     return None, "; ".join(seen)
