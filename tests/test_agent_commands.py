@@ -156,6 +156,18 @@ def test_commands_apply_and_refusals_are_answered(agent_app, outbox):
     assert "#priority" not in outbox.of_kind("agent_reply")[0]["message"].get_content()
 
 
+def test_pending_sets_the_time_and_a_later_state_clears_it(agent_app, outbox):
+    t = customer_ticket(agent_app)
+    to = reply_address(agent_app, "tmoore", t.id)
+    ingest_with(agent_app, agent_mail(t, body=f"#pending {FUTURE}\nWaiting.", to=to))
+    t = load_ticket(agent_app, t.number)
+    assert t.state == "pending reminder" and t.pending_until is not None
+    assert t.update_due is None and t.solution_due is None   # pending suspends escalation
+    ingest_with(agent_app, agent_mail(t, body="#state open\nPart arrived.", to=to))
+    t = load_ticket(agent_app, t.number)
+    assert t.state == "open" and t.pending_until is None and t.solution_due is not None
+
+
 def test_close_and_move(agent_app, outbox):
     t = customer_ticket(agent_app)
     ingest_with(agent_app, agent_mail(

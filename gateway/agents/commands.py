@@ -301,6 +301,9 @@ def apply_changes(session, ticket, article, verdicts: list[CommandVerdict], agen
                                     new=value.isoformat())
             else:
                 tickets.set_field(session, ticket, key, value, reason, article)
+                if key == "state" and ticket.pending_until is not None and \
+                        not dict(verdict.changes).get("pending_until"):
+                    ticket.pending_until = None     # no longer pending: the time is void
 
 
 # ---- the pipeline step's decision -----------------------------------------------------------
