@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from email.headerregistry import Address as HAddress
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
@@ -99,7 +98,8 @@ def customer_message(pipeline, ticket, article, body: str) -> EmailMessage | Non
                     last_customer.message_id if last_customer else None, refs)
 
 
-def agent_answer(pipeline, ticket, article, agent, verdicts, extra: list[str]) -> EmailMessage | None:
+def agent_answer(pipeline, ticket, article, agent, verdicts,
+                 extra: list[str]) -> EmailMessage | None:
     """Tell the agent which of their commands were refused (and why)."""
     config = pipeline.config
     sender = system_sender(config, ticket.queue)
@@ -110,7 +110,8 @@ def agent_answer(pipeline, ticket, article, agent, verdicts, extra: list[str]) -
     lines += [f"  {v.command.text}: {v.reason}" for v in verdicts if not v.ok]
     lines += [f"  {x}" for x in extra]
     lines += ["", "The other commands went through."]
-    to = article.from_addr if article.from_addr else agent.emails[0]
+    sent_from = (article.from_addr or "").lower()
+    to = next((e for e in agent.emails if e in sent_from), agent.emails[0])  # never a stranger
     subject = "Re: " + pipeline.numbers.add_to_subject(
         f"commands refused: {article.subject or ticket.title}", ticket.number)
     return _message(config, sender, to, subject, "\n".join(lines) + "\n",
@@ -123,8 +124,7 @@ def queue_outgoing(session, message: EmailMessage, *, ticket, article, kind: str
         from notifier.outbox import queue_mail
     except ImportError:
         return "not sent: notifier.outbox.queue_mail is not available"
-    sender = message["From"].addresses[0].addr_spec if isinstance(
-        message["From"].addresses[0], HAddress) else str(message["From"])
+    sender = message["From"].addresses[0].addr_spec
     rcpt = [a.addr_spec for a in message["To"].addresses]
     queue_mail(session, message, mail_from=sender, rcpt_to=rcpt, ticket_id=ticket.id,
                article_id=article.id, kind=kind)
