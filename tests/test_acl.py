@@ -149,7 +149,7 @@ def test_102_close_prevented_in_raw(otrs):
     [v] = verdicts(otrs, "#state closed unsuccessful", queue="Raw")
     assert "action 'close' not allowed: ACL '102-Second-Example-ACL' possible_not" in v.reason
     assert ok(otrs, "#state open", queue="Raw") == [True]
-    assert ok(otrs, f"#pending 2099-01-01 10:00", queue="Raw") == [True]
+    assert ok(otrs, "#pending 2099-01-01 10:00", queue="Raw") == [True]
     assert ok(otrs, "#state closed unsuccessful", queue="Junk") == [True]
 
 

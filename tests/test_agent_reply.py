@@ -6,7 +6,7 @@ import smtplib
 
 from gateway.agents.reply import customer_text
 from tests.mails import make_mail
-from tests.test_agent_identity import (TOM, agent_app, agent_mail, customer_ticket,  # noqa: F401
+from tests.test_agent_identity import (agent_app, agent_mail, customer_ticket,  # noqa: F401
                                        ingest_with, load_ticket, outbox, reply_address)
 
 REPLY = """#time 15
