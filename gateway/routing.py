@@ -130,7 +130,7 @@ def follow_up(pipeline, session, decision) -> None:
 def _reply_address_ticket(pipeline, session, decision):
     """The ticket named by a reply address whose token is the claimed agent's."""
     from gateway.agents.identity import make_token
-    from gateway.followup import FollowUpMatch
+    from gateway.followup import FollowUpMatch, _follow_merges
     from gateway.store.models import Ticket
 
     claim = decision.flags.get("agent_claim")
@@ -144,7 +144,8 @@ def _reply_address_ticket(pipeline, session, decision):
                                make_token(settings, claim["agent"], ticket_id).encode()):
             ticket = session.get(Ticket, ticket_id)
             if ticket is not None:
-                return FollowUpMatch(ticket, "reply-address", address, [])
+                ticket, chain = _follow_merges(session, ticket)
+                return FollowUpMatch(ticket, "reply-address", address, chain)
     return None
 
 
@@ -158,7 +159,8 @@ def agent_identity(pipeline, session, decision) -> None:
     if claim is not None:
         agent = config.agents[claim["agent"]]
         proof, why = prove_by_token(config.agent_auth, agent, decision.mail,
-                                    decision.envelope, decision.ticket)
+                                    decision.envelope, decision.ticket,
+                                    _merged_ids(session, decision.match))
         if proof is not None:
             del decision.flags["agent_claim"]
             decision.sender_type, decision.agent = "agent", agent.login
@@ -177,6 +179,18 @@ def agent_identity(pipeline, session, decision) -> None:
                                   f"({decision.action}) applies to customers only: follow-up")
         decision.action = "follow_up"
         decision.reason = f"agent reply to {decision.ticket.number}"
+
+
+def _merged_ids(session, match) -> set[int]:
+    """Ids of the merged tickets the follow-up match went through (their tokens stay valid)."""
+    if match is None or not match.merged_from:
+        return set()
+    from sqlalchemy import select
+
+    from gateway.store.models import Ticket
+
+    return set(session.execute(select(Ticket.id).where(Ticket.number.in_(match.merged_from)))
+               .scalars())
 
 
 # -- 5. which queue a new ticket goes to ----------------------------------------------------

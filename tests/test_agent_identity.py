@@ -197,6 +197,20 @@ def test_token_for_ticket_a_used_on_ticket_b_is_refused(agent_app, outbox):
                for f in flagged.data["failures"])
 
 
+def test_token_of_a_ticket_merged_into_this_one_still_proves(agent_app, outbox):
+    a = customer_ticket(agent_app, "first")
+    b = customer_ticket(agent_app, "second")
+    with agent_app.store.session() as s:
+        old = s.get(Ticket, a.id)
+        old.merged_into_id, old.state = b.id, "merged"
+    for raw in (agent_mail(a, to=reply_address(agent_app, "tmoore", a.id)),   # subject of A
+                make_mail(frm=TOM, subject="Re: hi", body="ok",                # address only
+                          to=reply_address(agent_app, "tmoore", a.id))):
+        out = ingest_with(agent_app, raw)
+        assert out.ticket_number == b.number
+        assert load_ticket(agent_app, b.number).articles[-1].sender_type == "agent"
+
+
 def test_another_agents_token_or_a_forged_one_proves_nothing(agent_app, outbox):
     t = customer_ticket(agent_app)
     for to in (reply_address(agent_app, "jdoe", t.id),          # Jane's token, Tom's From

@@ -165,9 +165,10 @@ def prove_without_ticket(settings: AuthSettings, agent, address: str, mail,
     return None, failures
 
 
-def prove_by_token(settings: AuthSettings, agent, mail, envelope,
-                   ticket) -> tuple[Proof | None, str]:
-    """A reply address naming THIS ticket with this agent's HMAC token."""
+def prove_by_token(settings: AuthSettings, agent, mail, envelope, ticket,
+                   merged_ids=()) -> tuple[Proof | None, str]:
+    """A reply address naming THIS ticket (or one merged into it: ``merged_ids``) with this
+    agent's HMAC token."""
     if "token" not in settings.methods:
         return None, "not enabled"
     addresses = list(envelope.rcpt_to) + [a.email for a in mail.to] + [a.email for a in mail.cc]
@@ -180,7 +181,7 @@ def prove_by_token(settings: AuthSettings, agent, mail, envelope,
         if not hmac.compare_digest(token.encode(), expected.encode()):
             reasons.append(f"{address}: token is not {agent.login}'s for ticket id {ticket_id}")
             continue
-        if ticket is None or ticket.id != ticket_id:
+        if ticket is None or (ticket.id != ticket_id and ticket_id not in merged_ids):
             here = f"ticket id {ticket.id}" if ticket is not None else "a new ticket"
             reasons.append(f"{address}: token for ticket id {ticket_id} used on {here}: "
                            f"refused")
