@@ -94,3 +94,42 @@ def accept(store: Store, raw: bytes, envelope: Envelope | None = None) -> Accept
         if existing is None:
             raise
         return Accepted(existing, True)
+
+
+def accept_many(store: Store, items: list[tuple[bytes, Envelope]]) -> list[Accepted]:
+    """Group commit: store several mails in ONE transaction (one fsync), e.g. the mails of many
+    concurrent SMTP clients or a chunk of an IMAP folder. Same dedup rules as ``accept()``;
+    results are in the order of ``items``. Raises on storage trouble: then nothing of the batch
+    is acknowledged (each caller answers 451 / leaves the IMAP message unflagged)."""
+    keys = [dedup_key(raw) for raw, _ in items]
+    try:
+        with store.session() as session:
+            existing = dict(session.execute(
+                select(InboundMail.dedup_key, InboundMail.id)
+                .where(InboundMail.dedup_key.in_(set(keys)))).all())
+            new_rows: dict[str, InboundMail] = {}
+            for (raw, envelope), key in zip(items, keys):
+                if key in existing or key in new_rows:
+                    continue
+                envelope = envelope or Envelope()
+                row = InboundMail(dedup_key=key, message_id=message_id_of(raw), raw=raw,
+                                  size=len(raw), source=envelope.source,
+                                  envelope_from=envelope.mail_from,
+                                  envelope_to=list(envelope.rcpt_to), trusted=envelope.trusted,
+                                  dispatch_queue=envelope.queue,
+                                  authenticated_user=envelope.authenticated_user,
+                                  status="pending", attempts=0, trace=[])
+                session.add(row)
+                new_rows[key] = row
+            session.flush()
+            results, seen = [], set()
+            for key in keys:
+                if key in existing:
+                    results.append(Accepted(existing[key], True))
+                else:
+                    results.append(Accepted(new_rows[key].id, key in seen))
+                    seen.add(key)
+            return results
+    except IntegrityError:
+        # another process stored one of these between our SELECT and INSERT: one by one
+        return [accept(store, raw, envelope) for raw, envelope in items]

@@ -1,0 +1,322 @@
+"""The daemon (``ticketgate run``): one asyncio loop for SMTP/LMTP I/O, a thread per IMAP
+account, an inbound worker, APScheduler for time-driven jobs, signals and sd_notify.
+
+- On start: process every pending mail (crash recovery), then listen and poll.
+- Inbound worker: ``process_pending`` in a thread, woken after each commit and every
+  ``WORKER_INTERVAL`` seconds; one worker, so processing never races itself.
+- ``JOBS``: other parts append ``(name, func, seconds)``; ``func(app)`` runs in a thread.
+- SIGHUP: reload conf/ (on ConfigError every problem is logged and the old config stays).
+- SIGTERM/SIGINT: stop listening, finish in-flight mails (commit + reply), exit 0.
+- systemd: READY=1 after start, WATCHDOG=1 from the event loop, STATUS=..., STOPPING=1.
+- A JSON status file in ``data_dir`` feeds ``ticketgate status``.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from gateway.app import App
+from gateway.config import ConfigError
+from gateway.daemon_config import accounts_of, listeners_of
+from gateway.ingest.batch import GroupCommitter
+from gateway.ingest.imap import Poller
+from gateway.ingest.smtp import Listener
+from gateway.processing import process_pending
+
+log = logging.getLogger("ticketgate.daemon")
+
+# (name, func(app), interval seconds): time-driven jobs of other parts (escalation, outbox).
+JOBS: list[tuple[str, Callable[[App], None], float]] = []
+WORKER_INTERVAL = 30.0
+WORKER_BATCH = 20
+STATUS_FILE = "daemon-status.json"
+STATUS_EVERY = 5.0
+
+
+def register_job(name: str, func: Callable[[App], None], seconds: float) -> None:
+    if any(n == name for n, _, _ in JOBS):
+        raise ValueError(f"job {name!r} registered twice")
+    JOBS.append((name, func, seconds))
+
+
+def sd_notify(message: str) -> bool:
+    """Send one sd_notify(3) datagram if NOTIFY_SOCKET is set; no dependency needed."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+        return True
+    except OSError as exc:
+        log.warning("sd_notify failed: %s", exc)
+        return False
+
+
+def watchdog_interval() -> float | None:
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 1e6 / 2
+
+
+def status_path(config) -> Path:
+    return Path(config.data_dir) / STATUS_FILE
+
+
+class Daemon:
+    def __init__(self, app: App, *, imap: bool = True, smtp: bool = True,
+                 worker: bool = True):
+        self.app = app
+        self.enable_imap, self.enable_smtp, self.enable_worker = imap, smtp, worker
+        self.listeners: list[Listener] = []
+        self.pollers: list[Poller] = []
+        self.committer = GroupCommitter(lambda: self.app.store, on_commit=self._committed)
+        self.scheduler = None
+        self.started_at = time.time()
+        self.processed = 0
+        self.worker_runs = 0
+        self.last_worker_run: float | None = None
+        self.reloads = 0
+        self.last_reload_error: str | None = None
+        self._stopping: asyncio.Event | None = None
+        self._work: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.ready = threading.Event()
+
+    # ---- start / stop -------------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping, self._work = asyncio.Event(), asyncio.Event()
+        config = self.app.config
+        if self.enable_worker:
+            await self._drain_pending("start")   # crash recovery before new mail
+        self.committer.start()
+        if self.enable_smtp:
+            for conf in listeners_of(config):
+                listener = Listener(conf, self.committer, lambda: self.app.config,
+                                    hostname=config.fqdn)
+                await listener.start()
+                self.listeners.append(listener)
+        if self.enable_imap:
+            self._start_pollers(accounts_of(config))
+        self._start_scheduler()
+        if self.enable_worker:
+            self._tasks.append(self._loop.create_task(self._worker(), name="worker"))
+        self._tasks.append(self._loop.create_task(self._status_writer(), name="status"))
+        interval = watchdog_interval()
+        if interval:
+            self._tasks.append(self._loop.create_task(self._watchdog(interval), name="watchdog"))
+        self.write_status()
+        sd_notify(f"READY=1\nSTATUS=listening on {len(self.listeners)} listener(s), "
+                  f"{len(self.pollers)} mail account(s)\nMAINPID={os.getpid()}")
+        log.info("daemon ready: pid=%s listeners=%s accounts=%s", os.getpid(),
+                 ",".join(f"{l.conf.name}@{l.conf.host}:{l.port}" for l in self.listeners)
+                 or "-", ",".join(p.account.name for p in self.pollers) or "-")
+        self.ready.set()
+
+    def _start_pollers(self, accounts) -> None:
+        for account in accounts:
+            poller = Poller(account, lambda: self.app.store, on_commit=self._committed_threadsafe)
+            poller.start()
+            self.pollers.append(poller)
+
+    def _start_scheduler(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.scheduler = AsyncIOScheduler(event_loop=self._loop)
+        if self.enable_worker:
+            self.scheduler.add_job(self._work.set, "interval", seconds=WORKER_INTERVAL,
+                                   id="worker", name="worker wake-up")
+        for poller in self.pollers:
+            self.scheduler.add_job(self._poll_wake, "interval", args=[poller.account.name],
+                                   seconds=poller.account.poll_interval,
+                                   id=f"poll:{poller.account.name}", name="poll without IDLE")
+        for name, func, seconds in JOBS:
+            self.scheduler.add_job(self._run_job, "interval", args=[name, func],
+                                   seconds=seconds, id=f"job:{name}", name=name,
+                                   max_instances=1, coalesce=True)
+        self.scheduler.start()
+
+    def _poll_wake(self, name: str) -> None:
+        for poller in self.pollers:
+            if poller.account.name == name and poller.idle_supported is False:
+                poller.wake()
+
+    async def _run_job(self, name: str, func) -> None:
+        try:
+            await asyncio.to_thread(func, self.app)
+        except Exception:  # noqa: BLE001 - one job's bug must not stop the daemon
+            log.exception("job %s failed", name)
+
+    async def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT, shut down cleanly. Returns the exit code."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        await self._stopping.wait()
+        await self.stop()
+        return 0
+
+    def request_stop(self) -> None:
+        log.info("daemon: stop requested")
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def stop(self) -> None:
+        sd_notify("STOPPING=1")
+        for listener in self.listeners:
+            await listener.stop()
+        await self.committer.stop()          # in-flight mails committed and answered
+        await asyncio.to_thread(self._stop_pollers)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task                   # the worker finishes its current batch first
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        await asyncio.sleep(0.05)            # let the last 250s flush to their sockets
+        self.write_status(stopped=True)
+        log.info("daemon stopped")
+
+    def _stop_pollers(self) -> None:
+        for poller in self.pollers:
+            poller._stop.set()
+            poller._wake.set()
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers = []
+
+    # ---- reload ---------------------------------------------------------------------------
+    async def reload(self) -> bool:
+        log.info("daemon: reloading configuration")
+        try:
+            config = await asyncio.to_thread(self.app.reload)
+        except ConfigError as exc:
+            self.last_reload_error = f"{len(exc.problems)} problem(s)"
+            for problem in exc.problems:
+                log.error("reload refused, keeping the old configuration: %s", problem)
+            return False
+        self.reloads += 1
+        self.last_reload_error = None
+        # listeners keep their sockets; recipients are checked against the new config
+        current = {(l.conf.name, l.conf.host, l.conf.port, l.conf.protocol) for l in self.listeners}
+        wanted = {(c.name, c.host, c.port, c.protocol) for c in listeners_of(config)}
+        if self.enable_smtp and current != wanted:
+            log.warning("reload: listener sockets changed; restart the daemon to apply")
+        if self.enable_imap:
+            await asyncio.to_thread(self._stop_pollers)
+            self._start_pollers(accounts_of(config))
+            if self.scheduler is not None:
+                for job in self.scheduler.get_jobs():
+                    if job.id.startswith("poll:"):
+                        job.remove()
+                for poller in self.pollers:
+                    self.scheduler.add_job(self._poll_wake, "interval",
+                                           args=[poller.account.name],
+                                           seconds=poller.account.poll_interval,
+                                           id=f"poll:{poller.account.name}")
+        log.info("daemon: configuration reloaded from %s", config.dir)
+        self.write_status()
+        return True
+
+    # ---- the inbound worker -----------------------------------------------------------------
+    def _committed(self, results) -> None:
+        if self._work is not None and any(not r.duplicate for r in results):
+            self._work.set()
+
+    def _committed_threadsafe(self, results) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._committed, results)
+
+    async def _worker(self) -> None:
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            await self._drain_pending("wake")
+
+    async def _drain_pending(self, why: str) -> None:
+        limit = 200
+        while True:
+            try:
+                outcomes = await asyncio.to_thread(process_pending, self.app.store,
+                                                   self.app.pipeline, limit, WORKER_BATCH)
+            except Exception:  # noqa: BLE001 - never let the worker die
+                log.exception("worker: processing run failed")
+                return
+            self.worker_runs += 1
+            self.last_worker_run = time.time()
+            self.processed += sum(o.status in ("done", "ignored") for o in outcomes)
+            if len(outcomes) < limit or any(o.status == "transient" for o in outcomes):
+                return
+
+    # ---- status, watchdog ---------------------------------------------------------------------
+    async def _status_writer(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_EVERY)
+            try:
+                await asyncio.to_thread(self.write_status)
+            except Exception:  # noqa: BLE001
+                log.exception("status file not written")
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            sd_notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    def status(self, stopped: bool = False) -> dict:
+        return {"pid": os.getpid(), "running": not stopped, "started_at": self.started_at,
+                "updated_at": time.time(), "conf_dir": str(self.app.config.dir),
+                "listeners": [l.status() for l in self.listeners],
+                "mail_accounts": [p.status() for p in self.pollers],
+                "group_commit": {"batches": self.committer.batches,
+                                 "mails": self.committer.mails},
+                "worker": {"processed": self.processed, "runs": self.worker_runs,
+                           "last_run": self.last_worker_run},
+                "jobs": [name for name, _, _ in JOBS],
+                "reloads": self.reloads, "last_reload_error": self.last_reload_error}
+
+    def write_status(self, stopped: bool = False) -> None:
+        path = status_path(self.app.config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.status(stopped), indent=1))
+        os.replace(tmp, path)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """One event per line; no timestamp under systemd (journald adds its own)."""
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(fmt))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("mail.log", "apscheduler", "imapclient", "sqlalchemy", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(app: App, **kw) -> int:
+    return asyncio.run(Daemon(app, **kw).run())
