@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import smtplib
 
+import pytest
+
 from gateway.agents.reply import customer_text
 from tests.mails import make_mail
-from tests.test_agent_identity import (agent_app, agent_mail, customer_ticket,  # noqa: F401
-                                       ingest_with, load_ticket, outbox, reply_address)
+from tests.test_agent_identity import (AGENT_AUTH, add_agent_auth, agent_app,  # noqa: F401
+                                       agent_mail, customer_ticket, ingest_with, load_ticket,
+                                       outbox, reply_address)
 
 REPLY = """#time 15
 
@@ -121,3 +124,24 @@ def test_customer_text_strips_quotes_and_markers():
     assert customer_text("Ja.\n\nAm 23.11.2026 um 10:00 schrieb Alice <a@b>:\n> x") == "Ja."
     assert customer_text("Ok\n\n> quoted\n> more\n") == "Ok"
     assert customer_text("> inline quote\nmy answer") == "> inline quote\nmy answer"
+
+
+def test_agent_reply_delivered_by_the_outbox_worker(conf_dir, make_app, smtp_sink):
+    """The real outbound queue (notifier/outbox.py) and its sender, into an SMTP sink."""
+    outbox_module = pytest.importorskip("notifier.outbox")
+    controller, handler = smtp_sink
+    if "\noutbound:" in (conf_dir / "ticketgate.yaml").read_text():
+        pytest.skip("conf/ticketgate.yaml has its own outbound: section")
+    add_agent_auth(conf_dir, AGENT_AUTH + f"\noutbound: {{host: 127.0.0.1, port: "
+                                          f"{controller.port}}}\n")
+    app = make_app()
+    t = customer_ticket(app)
+    ingest_with(app, agent_mail(t, body=REPLY, to=reply_address(app, "tmoore", t.id)))
+    results = outbox_module.drain(app.store, app.config)
+    assert results and all(r.status == "sent" for r in results)
+    [envelope] = [e for e in handler.envelopes if b"the printer is fixed." in e.content]
+    assert envelope.rcpt_tos == ["alice@customer.test"]
+    assert envelope.mail_from == "support@example.com"
+    assert b"#time" not in envelope.content and b"It burns" not in envelope.content
+    t = load_ticket(app, t.number)
+    assert t.first_response_due is None
