@@ -7,7 +7,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from gateway.store.models import Ticket
 
@@ -27,13 +27,15 @@ def parse_duration(text: str) -> timedelta:
 def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
              queue: str | None = None, limit: int = 200) -> list[dict]:
     """Open tickets with a deadline before now + due (all breached ones included), soonest
-    first; one indexed query on ticket.escalation_next."""
+    first."""
     from gateway.escalation import working_minutes_left
 
-    query = select(Ticket).where(Ticket.escalation_next.is_not(None)) \
-        .order_by(Ticket.escalation_next).limit(limit)
+    columns = (Ticket.first_response_due, Ticket.update_due, Ticket.solution_due)
     if due is not None:
-        query = query.where(Ticket.escalation_next <= now + due)
+        query = select(Ticket).where(or_(*(c <= now + due for c in columns)))
+    else:
+        query = select(Ticket).where(or_(*(c.is_not(None) for c in columns)))
+    query = query.limit(limit)
     if queue:
         query = query.where((Ticket.queue == queue) | Ticket.queue.like(f"{queue}::%"))
     rows = []

@@ -51,7 +51,18 @@ def _article_by_message_id(session: Session, message_id: str) -> Article | None:
 
 def _by_message_id(session: Session, message_id: str) -> Ticket | None:
     article = _article_by_message_id(session, message_id)
-    return article.ticket if article is not None else None
+    if article is not None:
+        return article.ticket
+    for lookup in MESSAGE_ID_LOOKUPS:
+        ticket = lookup(session, message_id)
+        if ticket is not None:
+            return ticket
+    return None
+
+
+# Other places that know Message-IDs of ours (the notifier's outbound queue registers here):
+# lookup(session, message_id) -> Ticket | None.
+MESSAGE_ID_LOOKUPS: list = []
 
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|fwd?|wg|sv|antw|vs|tr|rif|r)\s*(\[\d+\])?\s*:\s*)+",
@@ -103,8 +114,10 @@ def find_ticket(session: Session, mail: ParsedMail, numbers: TicketNumbers,
     if mode != "off":
         def by_reference(session, mid):
             article = _article_by_message_id(session, mid)
-            if article is not None and _reference_trusted(mode, mail, article):
-                return article.ticket
+            if article is not None:
+                return article.ticket if _reference_trusted(mode, mail, article) else None
+            if mode == "always":  # a mail we sent that is not an article (e.g. a notification)
+                return _by_message_id(session, mid)
             return None
 
         for mid in mail.in_reply_to:

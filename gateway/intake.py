@@ -83,6 +83,7 @@ def accept(store: Store, raw: bytes, envelope: Envelope | None = None) -> Accept
                               envelope_from=envelope.mail_from,
                               envelope_to=list(envelope.rcpt_to), trusted=envelope.trusted,
                               dispatch_queue=envelope.queue,
+                              authenticated_user=envelope.authenticated_user,
                               status="pending", attempts=0, trace=[])
             session.add(row)
             session.flush()

@@ -38,7 +38,8 @@ class Outcome:
 def envelope_of(row: InboundMail) -> Envelope:
     return Envelope(source=row.source, mail_from=row.envelope_from,
                     rcpt_to=list(row.envelope_to or []), trusted=row.trusted,
-                    queue=row.dispatch_queue)
+                    queue=row.dispatch_queue,
+                    authenticated_user=row.authenticated_user)
 
 
 def process_inbound(store: Store, pipeline: Pipeline, inbound_id: int) -> Outcome:

@@ -1,0 +1,57 @@
+"""``ticketgate outbox``: list pending, retrying and failed outgoing mail; ``retry ID`` puts a
+failed mail back in the queue; ``send`` delivers what is due now."""
+from __future__ import annotations
+
+import sys
+
+from sqlalchemy import select
+
+from gateway.store.models import Ticket, utcnow
+from notifier.models import OutboundMail
+
+
+def cmd_outbox(args) -> int:
+    from gateway.cli import _load
+    from notifier.outbox import drain
+
+    app = _load(args)
+    if args.action == "retry":
+        if not args.id:
+            print("ticketgate outbox retry: which ID?", file=sys.stderr)
+            return 64
+        with app.store.session() as session:
+            row = session.get(OutboundMail, args.id)
+            if row is None or row.status == "sent":
+                print(f"outbound mail {args.id}: not found or already sent", file=sys.stderr)
+                return 65
+            row.status, row.next_attempt, row.claimed_until = "pending", utcnow(), None
+        print(f"outbound mail {args.id} queued again")
+        return 0
+    if args.action == "send":
+        results = drain(app.store, app.config)
+        print(f"{sum(r.status == 'sent' for r in results)} sent, "
+              f"{sum(r.status == 'retry' for r in results)} to retry, "
+              f"{sum(r.status == 'failed' for r in results)} failed")
+        return 0
+    statuses = ("pending", "failed", "sent") if args.all else ("pending", "failed")
+    with app.store.session() as session:
+        rows = session.execute(
+            select(OutboundMail, Ticket.number).join(Ticket, isouter=True)
+            .where(OutboundMail.status.in_(statuses)).order_by(OutboundMail.id)).all()
+        print(f"{'id':>6} {'status':<9} {'tries':>5} {'next attempt':<17} {'kind':<22} "
+              f"{'ticket':<18} to / last error")
+        for row, number in rows:
+            status = "retrying" if row.status == "pending" and row.attempts else row.status
+            print(f"{row.id:>6} {status:<9} {row.attempts:>5} "
+                  f"{row.next_attempt:%Y-%m-%d %H:%M} {row.kind:<22} {number or '-':<18} "
+                  f"{', '.join(row.rcpt_to)} {(row.last_error or '')[:60]}")
+    print(f"{len(rows)} mail(s)", file=sys.stderr)
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("outbox", help="outgoing mail: list, retry ID, send")
+    p.add_argument("action", nargs="?", choices=["list", "retry", "send"], default="list")
+    p.add_argument("id", nargs="?", type=int)
+    p.add_argument("--all", action="store_true", help="also list sent mail")
+    p.set_defaults(func=cmd_outbox)
