@@ -46,6 +46,7 @@ from gateway.mail_text import (decode_bytes, decode_header_value, decode_words, 
 
 MAX_DEPTH = 50               # MIME nesting walked; deeper parts are kept as opaque attachments
 MAX_PARTS = 5000             # parts walked per mail
+MAX_ADDRESS_HEADER = 100_000  # chars of one To/Cc/... header split into addresses
 _FLATTEN_AFTER = (100, 20)   # re-parse attempts after a RecursionError in the stdlib parser
 
 # The tree policy: compat32 (see module docstring). The tree is built with the EmailMessage
@@ -150,6 +151,9 @@ def _address_list(values: list[str], charset: str | None, defects: list[str],
                   what: str) -> list[Address]:
     out: list[Address] = []
     for value in values:
+        if len(value) > MAX_ADDRESS_HEADER:
+            defects.append(f"{what}: address header of {len(value)} chars truncated")
+            value = value[:MAX_ADDRESS_HEADER].rsplit(",", 1)[0]
         value = fix_8bit(value, charset, defects, what)
         value = re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", " ").replace("\n", " ")
         # Encoded words may hide ',' '<' '@' (sloppy senders): protect them while splitting.

@@ -7,7 +7,6 @@ import binascii
 import codecs
 import html
 import re
-from html.parser import HTMLParser
 
 # Declared name (lower-case) -> Python codec. Legacy labels are mapped to their de-facto superset
 # (what mail clients really send under them), as browsers (WHATWG encoding spec) do.
@@ -261,70 +260,12 @@ _BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "tab
 _PARA = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "ul", "ol", "dl", "pre",
          "hr"}
 _SKIP = {"script", "style", "head", "xml", "template", "noscript", "object", "title"}
-_MAX_HTMLPARSER = 2_000_000  # larger documents use the regex stripper (linear, no quirks)
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip = 0
-        self.pre = 0
-        self.saw_body = False
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "body":
-            self.saw_body = True
-            if self.skip and self._in_head:
-                self.skip = 0
-        if tag in _SKIP:
-            # A <head> that is never closed must not swallow the document.
-            if tag == "head":
-                self._in_head = True
-            self.skip += 1
-            return
-        if tag == "pre":
-            self.pre += 1
-        if tag == "br":
-            self.parts.append("\n")
-        elif tag in _BLOCK:
-            self.parts.append("\x01" if tag in _PARA else "\x00")
-        if tag == "td" or tag == "th":
-            self.parts.append(" ")
-        if tag == "li":
-            self.parts.append("* ")
-
-    _in_head = False
-
-    def handle_startendtag(self, tag, attrs):
-        if tag in ("br", "hr", "p", "div"):
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag):
-        if tag in _SKIP:
-            if self.skip:
-                self.skip -= 1
-            if tag == "head":
-                self._in_head = False
-            return
-        if tag == "pre" and self.pre:
-            self.pre -= 1
-        if tag in _BLOCK and tag != "br":
-            self.parts.append("\x01" if tag in _PARA else "\x00")
-
-    def handle_data(self, data):
-        if self.skip:
-            return
-        if self.pre:
-            self.parts.append(data.replace("\r\n", "\n"))
-        else:
-            self.parts.append(re.sub(r"\s+", " ", data))
-
-
-_TAG_DROP = re.compile(r"<(script|style|head|title)\b[^>]*>.*?</\1\s*>|<!--.*?-->",
-                       re.I | re.S)
-_TAG_BLOCK = re.compile(r"</?(?:p|div|br|li|tr|h[1-6]|table|blockquote|pre|hr)\b[^>]*>", re.I)
-_TAG_ANY = re.compile(r"<[^>]{0,2000}>")
+# A linear tokenizer instead of html.parser: html.parser of Python <= 3.11.x / 3.12.x before the
+# 2025 security fixes is quadratic or worse on some malformed input (240 s for '<!--' followed
+# by 150 kB of '<a '). Every construct below is found with str.find or a regex that cannot
+# scan past the next '<', so the whole conversion is O(n).
+_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:_-]{0,40})((?:[^<>\"']|\"[^\"<]*\"|'[^'<]*')*)(/?)>"
+                    r"|<!|<\?|<|[^<]+")
 
 
 def _breaks(m: re.Match) -> str:
@@ -350,30 +291,87 @@ def _tidy(text: str) -> str:
     return "\n".join(out)
 
 
+_TAG_START = re.compile(r"<(?:!|\?|/?[A-Za-z])")
+_BIG_HTML = 4_000_000  # above this, a C-speed regex stripper (script/style text may remain)
+_BIG_BLOCK = re.compile(r"<(/?)(?:p|div|br|li|tr|h[1-6]|table|blockquote|ul|ol|pre|hr)\b[^<>]*>",
+                        re.I)
+
+
+def _html_parts(markup: str) -> list[str]:
+    parts: list[str] = []
+    lower = markup.lower()
+    pos, n = 0, len(markup)
+    pre = 0
+    while pos < n:
+        m0 = _TAG_START.search(markup, pos)
+        start = n if m0 is None else m0.start()
+        if start > pos:
+            text = markup[pos:start]
+            if pre:  # keep line breaks and indentation inside <pre>
+                text = text.replace("\r\n", "\x02").replace("\n", "\x02").replace(" ", "\x03")
+            parts.append(text)
+        if m0 is None:
+            break
+        pos = start
+        if markup.startswith("<!--", pos):
+            end = markup.find("-->", pos + 4)
+            pos = n if end < 0 else end + 3
+            continue
+        if markup[pos + 1] in "!?":  # doctype, CDATA, processing instruction: skip to '>'
+            end = markup.find(">", pos)
+            pos = n if end < 0 else end + 1
+            continue
+        m = _TOKEN.match(markup, pos)
+        if m is None or not m.group(2):  # '<' that does not open a complete tag: text
+            parts.append("<")
+            pos += 1
+            continue
+        pos = m.end()
+        tag = m.group(2).lower()
+        closing = m.group(1) == "/"
+        if tag in _SKIP and not closing and not m.group(4):
+            end = lower.find(f"</{tag}", pos)
+            if end < 0:
+                # Unclosed <head>/<title> must not swallow the document; others end it.
+                if tag in ("head", "title"):
+                    continue
+                break
+            gt = markup.find(">", end)
+            pos = n if gt < 0 else gt + 1
+            continue
+        if tag == "pre":
+            pre = max(0, pre - 1) if closing else pre + 1
+        if tag == "br":
+            parts.append("\x02")
+        elif tag in _BLOCK:
+            parts.append("\x01" if tag in _PARA else "\x00")
+        if not closing and tag in ("td", "th"):
+            parts.append(" ")
+        if not closing and tag == "li":
+            parts.append("* ")
+    return parts
+
+
+def _finish(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).replace("\x02", "\n").replace("\x03", " ")
+    return _tidy(html.unescape(text))
+
+
 def html_to_text(markup: str) -> str:
     """Readable plain text from HTML: script/style/head dropped, entities decoded, line breaks
-    for block elements. Never raises."""
+    for block elements. Linear time, never raises."""
     if not markup:
         return ""
     try:
-        if len(markup) <= _MAX_HTMLPARSER:
-            p = _TextExtractor()
-            p.feed(markup)
-            p.close()
-            text = "".join(p.parts)
-            if not text.strip() and p.skip and not p.saw_body:
-                raise ValueError("everything skipped")  # e.g. unclosed <style>; use regex
-            return _tidy(text)
-    except Exception:  # noqa: BLE001 - fall back to the regex stripper
-        pass
-    try:
-        text = _TAG_DROP.sub(" ", markup)
-        text = _TAG_BLOCK.sub("\n", text)
-        text = _TAG_ANY.sub("", text)
-        text = re.sub(r"[ \t\r\f\v]+", " ", html.unescape(text))
-        return _tidy(text)
+        if len(markup) <= _BIG_HTML:
+            return _finish("".join(_html_parts(markup)))
+        text = _BIG_BLOCK.sub("\x00", markup)
+        return _finish(re.sub(r"<[^<>]*>", "", text))
     except Exception:  # noqa: BLE001
-        return markup
+        try:
+            return _tidy(html.unescape(re.sub(r"<[^<>]*>", " ", markup)))
+        except Exception:  # noqa: BLE001
+            return markup
 
 
 def mime_charset_name(codec: str, data: bytes) -> str:

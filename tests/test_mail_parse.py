@@ -114,6 +114,15 @@ def test_html_to_text_edge_cases():
     html_to_text("<!--" + "a" * 100_000)  # unterminated constructs: no exception
 
 
+@pytest.mark.parametrize("markup", ["<!--" + "<a " * 200_000, "<" * 1_000_000,
+                                    '<a href="' * 200_000, "<script>" * 200_000])
+def test_html_to_text_is_linear_on_malformed_html(markup):
+    # html.parser of Python 3.11.7 needs minutes for the first input; ours is linear.
+    t = time.perf_counter()
+    assert isinstance(html_to_text(markup), str)
+    assert time.perf_counter() - t < 2
+
+
 def test_rfc2231_filename_with_continuations_and_charset():
     pm = parse(b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n'
                b"Content-Type: text/plain\n\nbody\n--b\n"
