@@ -44,10 +44,16 @@ def compile_text(env: SandboxedEnvironment, name: str, text: str) -> Template:
     if not lines or not lines[0].lower().startswith("subject:"):
         raise ValueError("the first line must be 'Subject: ...'")
     subject = lines[0].split(":", 1)[1].strip()
-    rest = lines[1:]
+    rest, offset = lines[1:], 1
     if rest and not rest[0].strip():
-        rest = rest[1:]
-    return Template(name, env.from_string(subject), env.from_string("\n".join(rest) + "\n"))
+        rest, offset = rest[1:], 2
+    compiled_subject = env.from_string(subject)
+    try:
+        body = env.from_string("\n".join(rest) + "\n")
+    except jinja2.TemplateSyntaxError as exc:
+        exc.lineno += offset  # make it a line of the file
+        raise
+    return Template(name, compiled_subject, body)
 
 
 def load_template(root: Path, name: str, problems: list[Problem], where: str) -> Template | None:
@@ -60,7 +66,7 @@ def load_template(root: Path, name: str, problems: list[Problem], where: str) ->
     try:
         return compile_text(environment(root), name, text)
     except jinja2.TemplateSyntaxError as exc:
-        problems.append(Problem(str(path), exc.lineno + 1, f"template syntax error: {exc.message}"))
+        problems.append(Problem(str(path), exc.lineno, f"template syntax error: {exc.message}"))
     except ValueError as exc:
         problems.append(Problem(str(path), 1, f"template: {exc}"))
     return None
@@ -71,10 +77,12 @@ def load_templates(config, problems: list[Problem]) -> None:
     """Compile every template a queue names, and every notification template present."""
     root = config.dir / "templates"
     templates: dict[str, Template] = {}
+    tried: set[str] = set()
     queues_file = str(config.dir / "queues.yaml")
     for queue in config.queues.values():
         for kind, name in queue.auto_responses.items():
-            if name not in templates:
+            if name not in tried:
+                tried.add(name)
                 template = load_template(root, name, problems,
                                          f"{queues_file} (queue {queue.name!r} {kind})")
                 if template is not None:
