@@ -4,11 +4,11 @@ Parser decision, MEASURED with ``bench/parse.py`` (Python 3.11.7; corpus /work/s
 790 mails / 10.7 MB from 9 projects; Zammad = 72 mails x 6 fields = 432 checks, OTRS
 EmailParser.t = 47-49 applicable checks; best of 3 runs; plus one synthetic 50 MB mail):
 
-    option            mails/s  exceptions  zammad   otrs   50 MB mail
-    ticketgate (this)     860           0  426/432  47/49  1.5 s   <== chosen
-    tg+default            304           0  426/432  47/49  1.7 s   (same layer, policy.default tree)
-    stdlib-default        200           2  364/432  27/47  1.6 s   (get_body/get_content/iter_attachments)
-    mail-parser           722           8  383/432  31/47  1.4 s   (mailparser.parse_from_bytes)
+    option            mails/s  exceptions  zammad   otrs   50 MB mail (single run, noisy)
+    ticketgate (this)     898           0  426/432  47/49  1.5-2.4 s   <== chosen
+    tg+default            320           0  426/432  47/49  1.5 s  (same layer, policy.default tree)
+    stdlib-default        171           2  364/432  27/47  1.6 s  (get_body/get_content/...)
+    mail-parser           762           8  383/432  31/47  1.7 s  (mailparser.parse_from_bytes)
 
 So: stdlib ``BytesParser`` with **compat32** (tree built with the ``EmailMessage`` class) plus
 our own tolerant decoding layer (this module + gateway/mail_text.py). ``policy.default`` builds
