@@ -57,7 +57,7 @@ def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
 
 def rebuild(store, config, *, chunk: int = 2000, progress=None) -> int:
     """Recompute the deadlines of every ticket that can escalate. Returns the count."""
-    from gateway.tickets import deadlines_for
+    from gateway.tickets import deadlines_for, sla_fields
 
     closed = [s for s, t in config.states.items() if t in ("closed", "removed", "merged")]
     with store.session() as session:
@@ -65,14 +65,16 @@ def rebuild(store, config, *, chunk: int = 2000, progress=None) -> int:
                                 .order_by(Ticket.id)).scalars().all()
     done = 0
     cols = (Ticket.id, Ticket.queue, Ticket.state, Ticket.created, Ticket.first_agent_contact,
-            Ticket.last_contact)
+            Ticket.last_contact, Ticket.type, Ticket.customer_id, Ticket.customer_user,
+            Ticket.priority, Ticket.dynamic_fields)
     for start in range(0, len(total), chunk):
         ids = total[start:start + chunk]
         with store.session() as session:
             params = []
             for row in session.execute(select(*cols).where(Ticket.id.in_(ids))):
                 values = deadlines_for(config, row.queue, row.state, row.created,
-                                       row.first_agent_contact, row.last_contact)
+                                       row.first_agent_contact, row.last_contact,
+                                       sla_fields(row), row.dynamic_fields)
                 params.append({"id": row.id, **values})
             if params:
                 session.execute(update(Ticket), params)  # bulk UPDATE by primary key

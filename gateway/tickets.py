@@ -67,26 +67,34 @@ DEADLINE_COLUMNS = ("first_response_due", "first_response_notify", "update_due",
 
 
 def deadlines_for(config: Config, queue_name: str, state: str, created: datetime,
-                  first_agent_contact: datetime | None,
-                  last_contact: datetime | None) -> dict:
+                  first_agent_contact: datetime | None, last_contact: datetime | None,
+                  fields: dict | None = None, dynamic_fields: dict | None = None) -> dict:
     """The deadline columns of a ticket with these values (all None when it cannot escalate).
 
-    Closed, removed and merged tickets have no deadlines; pending ones neither while
-    ``escalation.suspend_pending`` is on (the default)."""
+    Times come from the first matching SLA (gateway/sla.py; ``fields`` has type, customer_id,
+    customer_user, priority), else from the queue. Closed, removed and merged tickets have no
+    deadlines; pending ones neither while ``escalation.suspend_pending`` is on (default)."""
+    from gateway import sla as sla_mod
     from gateway.escalation import TicketClock, compute_deadlines
 
     out = dict.fromkeys(DEADLINE_COLUMNS)
     queue = config.queues.get(queue_name)
-    if queue is None or queue.escalation is None:
+    if queue is None:
         return out
-    calendar = config.calendars.get(queue.calendar) or config.calendars.get("default")
+    times, calendar_name = queue.escalation, queue.calendar
+    sla = sla_mod.find(config, {**(fields or {}), "queue": queue_name}, dynamic_fields)
+    if sla is not None:
+        times, calendar_name = sla.escalation, sla.calendar or queue.calendar
+    if times is None:
+        return out
+    calendar = config.calendars.get(calendar_name) or config.calendars.get("default")
     state_type = config.state_type(state)
     suspend = bool(config.escalation.get("suspend_pending", True))
     clock = TicketClock(created=created, first_agent_contact=first_agent_contact,
                         last_contact=last_contact,
                         closed=state_type in ("closed", "removed", "merged"),
                         suspended=suspend and state_type.startswith("pending"))
-    deadlines = compute_deadlines(clock, queue.escalation, calendar)
+    deadlines = compute_deadlines(clock, times, calendar)
     for kind in ("first_response", "update", "solution"):
         out[f"{kind}_due"] = getattr(deadlines, kind)
         out[f"{kind}_notify"] = getattr(deadlines, f"{kind}_notify")
@@ -94,10 +102,16 @@ def deadlines_for(config: Config, queue_name: str, state: str, created: datetime
     return out
 
 
+def sla_fields(ticket) -> dict:
+    return {"type": ticket.type, "customer_id": ticket.customer_id,
+            "customer_user": ticket.customer_user, "priority": ticket.priority}
+
+
 def recompute_escalation(ticket: Ticket, config: Config) -> None:
     """Store the three deadlines and their notify instants on the ticket (indexed)."""
     values = deadlines_for(config, ticket.queue, ticket.state, ticket.created,
-                           ticket.first_agent_contact, ticket.last_contact)
+                           ticket.first_agent_contact, ticket.last_contact, sla_fields(ticket),
+                           ticket.dynamic_fields)
     for column, value in values.items():
         setattr(ticket, column, value)
 
