@@ -26,6 +26,9 @@ def _optional(path: Path, problems: list[Problem], display: str):
 
 
 def load_config(conf_dir: str | Path) -> Config:
+    from gateway.app import load_plugins
+
+    load_plugins()  # every part of conf/ is validated, whoever calls us
     conf_dir = Path(conf_dir).resolve()
     problems: list[Problem] = []
     if not (conf_dir / "ticketgate.yaml").is_file():
