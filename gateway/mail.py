@@ -53,11 +53,14 @@ class ParsedMail:
     headers: list[tuple[str, str]] = field(default_factory=list)  # decoded (name, value), in order
     body: str = ""                 # the text body (from HTML when the mail has no text part)
     body_html: str | None = None
-    content_type: str = "text/plain"  # of the part the body came from
+    content_type: str = "text/plain"  # of the part the body came from; "" if no text part
     charset: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
-    message: EmailMessage | None = field(default=None, repr=False)  # the stdlib tree, for detectors
+    # The stdlib MIME tree, for detectors: EmailMessage objects under the compat32 policy, so
+    # header values are raw strings (decoded ones are in ``headers``) and get_content() is not
+    # available; walk(), iter_parts() and get_payload(decode=True) work.
+    message: EmailMessage | None = field(default=None, repr=False)
 
     @property
     def sender(self) -> Address | None:
