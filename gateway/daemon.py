@@ -56,9 +56,12 @@ def sd_notify(message: str) -> bool:
         address = "\0" + address[1:]  # abstract namespace
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)          # a stuck receiver must never stall the loop
             sock.connect(address)
-            sock.sendall(message.encode())
+            sock.send(message.encode())
         return True
+    except BlockingIOError:
+        return False
     except OSError as exc:
         log.warning("sd_notify failed: %s", exc)
         return False
@@ -100,7 +103,8 @@ class Daemon:
     # ---- start / stop -------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._stopping, self._work = asyncio.Event(), asyncio.Event()
+        self._stopping = self._stopping or asyncio.Event()
+        self._work = asyncio.Event()
         config = self.app.config
         if self.enable_worker:
             await self._drain_pending("start")   # crash recovery before new mail
@@ -164,14 +168,21 @@ class Daemon:
 
     async def run(self) -> int:
         """Start, serve until SIGTERM/SIGINT, shut down cleanly. Returns the exit code."""
-        await self.start()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        self._stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):   # before start: a stop during start counts
             loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._hup)
+        await self.start()
         await self._stopping.wait()
         await self.stop()
         return 0
+
+    def _hup(self) -> None:
+        if not self.ready.is_set():
+            log.warning("daemon: SIGHUP during start ignored")
+            return
+        self._loop.create_task(self.reload())
 
     def request_stop(self) -> None:
         log.info("daemon: stop requested")

@@ -21,7 +21,11 @@ def cmd_run(args) -> int:
     from gateway.daemon import run, setup_logging
 
     setup_logging(args.verbose)
+    import faulthandler
     import logging
+    import signal
+
+    faulthandler.register(signal.SIGUSR1)   # kill -USR1 PID: dump every thread's stack
 
     log = logging.getLogger("ticketgate.daemon")
     try:
