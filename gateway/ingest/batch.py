@@ -13,6 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+from gateway.failpoints import failpoint
 from gateway.intake import Accepted, Envelope, accept_many
 
 log = logging.getLogger("ticketgate.ingest")
@@ -66,6 +67,7 @@ class GroupCommitter:
                         if not future.done():
                             future.set_exception(exc)
                     continue
+                failpoint("SMTP_AFTER_COMMIT")   # crash tests: committed, no 250 sent yet
                 self.batches += 1
                 self.mails += len(batch)
                 for (_, _, future), result in zip(batch, results):

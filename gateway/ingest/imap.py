@@ -27,6 +27,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from gateway.daemon_config import AccountConf
+from gateway.failpoints import failpoint
 from gateway.intake import Accepted, Envelope, accept_many
 
 log = logging.getLogger("ticketgate.imap")
@@ -222,6 +223,7 @@ class Poller:
             self.duplicates += sum(r.duplicate for r in results)
             if self.on_commit is not None:
                 self.on_commit(results)
+            failpoint("IMAP_AFTER_ACCEPT")   # crash tests: committed, not flagged/moved yet
             self._acknowledge([uid for uid, _ in messages])
             stored += len(messages)
         return stored
