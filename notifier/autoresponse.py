@@ -8,7 +8,7 @@ from gateway.agents.reply import system_sender
 from gateway.pipeline import register_after_apply
 from gateway.tickets import add_history
 from notifier import loopguard, message
-from notifier.outbox import queue_mail
+from notifier.outbox import outgoing_article, queue_mail
 
 
 def context(pipeline, ticket, article, customer_email, customer_name) -> dict:
@@ -73,9 +73,13 @@ def send_auto_response(pipeline, session, decision, ticket, article) -> None:
                         references=list(mail.references) + ([mail.message_id]
                                                             if mail.message_id else []),
                         auto_submitted=True)
+    sent = None
+    if config.outbound["store_articles"]:
+        sent = outgoing_article(session, ticket, msg, sender_type="system",
+                                flags={"auto_response": kind, "template": name})
     session.flush()
     row = queue_mail(session, msg, mail_from=sender.address, rcpt_to=[to.email],
-                     ticket_id=ticket.id, article_id=article.id if article else None, kind=kind)
+                     ticket_id=ticket.id, article_id=sent.id if sent else None, kind=kind)
     add_history(session, ticket, "SendAutoResponse",
                 f"{kind} ({name}) queued to {to.email}: {subject}", article,
                 message_id=row.message_id)

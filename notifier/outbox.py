@@ -29,7 +29,7 @@ from sqlalchemy import or_, select
 
 from gateway.config import Problem, register_extension
 from gateway.config.schema import Key, section
-from gateway.store.models import Ticket, utcnow
+from gateway.store.models import Article, Ticket, utcnow
 from gateway.tickets import add_history
 from notifier.models import OutboundMail
 
@@ -47,6 +47,8 @@ OUTBOUND = {
     "lease": Key(int, 300, "seconds a worker owns a claimed mail"),
     "batch": Key(int, 50, "mails per delivery run"),
     "auto_response_limit": Key(int, 40, "auto-responses per sender address per 24 h"),
+    "store_articles": Key(bool, False, "store each auto-response as an outgoing article on "
+                                       "the ticket (replies find the ticket either way)"),
 }
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 BACKOFF_SECONDS = (60, 120, 300, 600, 1200, 1800, 3600)
@@ -90,6 +92,29 @@ def queue_mail(session, message: EmailMessage, *, mail_from: str, rcpt_to: list[
         status="pending", attempts=0, next_attempt=utcnow())
     session.add(row)
     return row
+
+
+def outgoing_article(session, ticket, message: EmailMessage, *, sender_type: str = "system",
+                     internal: bool = False, flags: dict | None = None) -> Article:
+    """The ticket's record of a mail we send (direction "out"): its Message-ID is what a
+    customer's reply names in In-Reply-To/References, so the reply joins this ticket."""
+    def ids(value) -> str | None:
+        return " ".join(_MSGID.findall(str(value))) or None if value else None
+
+    article = Article(
+        ticket=ticket, direction="out", sender_type=sender_type, kind="email",
+        internal=internal, from_addr=str(message["From"] or ""), to_addr=str(message["To"] or ""),
+        cc_addr=str(message["Cc"] or ""), subject=str(message["Subject"] or ""),
+        body=message.get_content() if not message.is_multipart() else "",
+        content_type="text/plain", message_id=str(message["Message-ID"]).strip().strip("<>"),
+        in_reply_to=(str(message["In-Reply-To"]).strip().strip("<>")
+                     if message["In-Reply-To"] else None),
+        references=ids(message["References"]), flags=dict(flags or {}), created=utcnow())
+    session.add(article)
+    return article
+
+
+_MSGID = re.compile(r"<([^<>\s]+)>")
 
 
 def ticket_for_message_id(session, message_id: str):

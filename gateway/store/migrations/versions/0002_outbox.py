@@ -1,13 +1,13 @@
 """notifier: outbound queue and once-only escalation events
 
-Revision ID: 0004
+Revision ID: 0002
 Revises: 0003
 Create Date: 2026-11-23
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0004'
+revision = '0002'
 down_revision = '0003'
 branch_labels = None
 depends_on = None
