@@ -17,6 +17,7 @@ except ImportError:
     _daemon = None
 if _daemon is not None and hasattr(_daemon, "register_job"):
     for _name, _func, _seconds in JOBS:
-        _daemon.register_job(_name, _func, _seconds)
+        if all(n != _name for n, _, _ in _daemon.JOBS):
+            _daemon.register_job(_name, _func, _seconds)
 
 __all__ = ["autoresponse", "escalation_watch", "notifications", "outbox", "templates", "timers"]

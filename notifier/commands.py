@@ -6,25 +6,22 @@ import sys
 
 from sqlalchemy import select
 
-from gateway.store.models import Ticket, utcnow
+from gateway.store.models import Ticket
 from notifier.models import OutboundMail
 
 
 def cmd_outbox(args) -> int:
     from gateway.cli import _load
-    from notifier.outbox import drain
+    from notifier.outbox import drain, retry
 
     app = _load(args)
     if args.action == "retry":
         if not args.id:
             print("ticketgate outbox retry: which ID?", file=sys.stderr)
             return 64
-        with app.store.session() as session:
-            row = session.get(OutboundMail, args.id)
-            if row is None or row.status == "sent":
-                print(f"outbound mail {args.id}: not found or already sent", file=sys.stderr)
-                return 65
-            row.status, row.next_attempt, row.claimed_until = "pending", utcnow(), None
+        if not retry(app.store, args.id):
+            print(f"outbound mail {args.id}: not found or already sent", file=sys.stderr)
+            return 65
         print(f"outbound mail {args.id} queued again")
         return 0
     if args.action == "send":

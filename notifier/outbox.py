@@ -215,9 +215,9 @@ def record(store, settings, results: list[Result], now: datetime) -> None:
                 delay = BACKOFF_SECONDS[min(row.attempts - 1, len(BACKOFF_SECONDS) - 1)]
                 row.next_attempt = now + timedelta(seconds=delay)
                 continue
-            row.status = "failed"
             why = "gave up after " + settings["give_up_after"] if result.status == "retry" \
                 else "permanent failure"
+            row.status = result.status = "failed"
             log.warning("outbound %s to %s failed (%s): %s", row.id, row.rcpt_to, why,
                         result.detail)
             if row.ticket_id is not None:
@@ -249,6 +249,17 @@ def drain(store, config, now: datetime | None = None, rounds: int = 100) -> list
         if all(r.status != "sent" for r in results):
             break
     return out
+
+
+def retry(store, outbound_id: int) -> bool:
+    """Put a failed (or waiting) mail back in the queue, due now. False if unknown or sent."""
+    with store.session() as session:
+        row = session.get(OutboundMail, outbound_id)
+        if row is None or row.status == "sent":
+            return False
+        row.status, row.next_attempt, row.claimed_until = "pending", utcnow(), None
+        row.created = utcnow()   # a fresh give-up window
+        return True
 
 
 def job(app) -> None:
