@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -32,6 +33,7 @@ class GroupCommitter:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
         self.batches = 0
         self.mails = 0
+        self.last_submit = 0.0             # monotonic; the worker yields while intake is busy
 
     def start(self) -> None:
         self._wake, self._idle = asyncio.Event(), asyncio.Event()
@@ -42,6 +44,7 @@ class GroupCommitter:
         """Store one mail; returns after its batch is committed, raises if that failed."""
         if self._task is None or self._task.done():
             raise RuntimeError("group committer is not running")
+        self.last_submit = time.monotonic()
         future = asyncio.get_running_loop().create_future()
         self._queue.append((raw, envelope, future))
         self._idle.clear()
