@@ -11,7 +11,8 @@ from gateway.agents.commands import RIGHTS, check_all, parse
 from gateway.config.model import Agent
 from tests.mails import make_mail
 from tests.test_agent_identity import (agent_app, agent_mail, customer_ticket,  # noqa: F401
-                                       ingest_with, load_ticket, outbox, reply_address)
+                                       ingest_with, last_in, load_ticket, outbox,
+                                       reply_address)
 
 
 # ---- parsing ------------------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def test_close_and_move(agent_app, outbox):
     t = load_ticket(agent_app, t.number)
     assert (t.queue, t.state) == ("Network Outage", "closed successful")
     assert t.first_response_due is None and t.solution_due is None   # closed: no deadlines
-    assert t.articles[-1].flags["time_units"] == 5
+    assert last_in(t).flags["time_units"] == 5
 
 
 def test_agent_reply_to_closed_ticket_in_reject_queue_is_not_rejected(agent_app, outbox):

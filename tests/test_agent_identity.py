@@ -91,6 +91,11 @@ def load_ticket(app, number) -> Ticket:
         return t
 
 
+def last_in(ticket):
+    """The newest incoming article (the notifier adds outgoing system articles after it)."""
+    return [a for a in ticket.articles if a.direction == "in"][-1]
+
+
 def customer_ticket(app, subject="Need help"):
     out = ingest_with(app, make_mail(subject=subject, body="It burns."))
     assert load_ticket(app, out.ticket_number).queue == "Unassigned"
@@ -143,7 +148,7 @@ def test_without_agent_auth_no_agent_is_believed(app, ingest):
     out = ingest(make_mail(subject=f"Re: [Ticket#{first.ticket_number}]", frm=TOM,
                            headers={"Authentication-Results": TRUSTED_AR}))
     t = load_ticket(app, out.ticket_number)
-    assert t.articles[-1].sender_type == "customer"
+    assert last_in(t).sender_type == "customer"
     assert any(h.type == "AgentClaimUnproven" for h in t.history)
 
 
@@ -152,7 +157,7 @@ def test_spoofed_agent_from_is_customer_article_flagged(agent_app, outbox):
     t = customer_ticket(agent_app)
     out = ingest_with(agent_app, agent_mail(t, body="#state closed successful\n\nDone."))
     t = load_ticket(agent_app, out.ticket_number)
-    article = t.articles[-1]
+    article = last_in(t)
     assert article.sender_type == "customer"
     assert t.state != "closed successful"          # no agent rights: the command did nothing
     flagged = [h for h in t.history if h.type == "AgentClaimUnproven"]
@@ -168,7 +173,7 @@ def test_token_in_reply_address_proves_agent(agent_app, outbox):
     t = customer_ticket(agent_app)
     out = ingest_with(agent_app, agent_mail(t, to=reply_address(agent_app, "tmoore", t.id)))
     t = load_ticket(agent_app, out.ticket_number)
-    assert t.articles[-1].sender_type == "agent"
+    assert last_in(t).sender_type == "agent"
     inbound_trace = [h for h in t.history if h.type == "FollowUp"][0].data["trace"]
     assert any(line["step"] == "identity" and "proven by token" in line["message"]
                for line in inbound_trace)
@@ -180,7 +185,7 @@ def test_reply_address_alone_finds_the_ticket(agent_app, outbox):
                     to=reply_address(agent_app, "tmoore", t.id))
     out = ingest_with(agent_app, raw)
     assert out.action == "follow_up" and out.ticket_number == t.number
-    assert load_ticket(agent_app, t.number).articles[-1].sender_type == "agent"
+    assert last_in(load_ticket(agent_app, t.number)).sender_type == "agent"
 
 
 def test_token_for_ticket_a_used_on_ticket_b_is_refused(agent_app, outbox):
@@ -190,7 +195,7 @@ def test_token_for_ticket_a_used_on_ticket_b_is_refused(agent_app, outbox):
                                             body="#priority 5\n\nhi"))
     assert out.ticket_number == b.number
     b = load_ticket(agent_app, b.number)
-    assert b.articles[-1].sender_type == "customer"
+    assert last_in(b).sender_type == "customer"
     assert b.priority == "3 normal"
     flagged = [h for h in b.history if h.type == "AgentClaimUnproven"][0]
     assert any(f"token for ticket id {a.id} used on ticket id {b.id}: refused" in f
@@ -208,7 +213,7 @@ def test_token_of_a_ticket_merged_into_this_one_still_proves(agent_app, outbox):
                           to=reply_address(agent_app, "tmoore", a.id))):
         out = ingest_with(agent_app, raw)
         assert out.ticket_number == b.number
-        assert load_ticket(agent_app, b.number).articles[-1].sender_type == "agent"
+        assert last_in(load_ticket(agent_app, b.number)).sender_type == "agent"
 
 
 def test_another_agents_token_or_a_forged_one_proves_nothing(agent_app, outbox):
@@ -216,7 +221,7 @@ def test_another_agents_token_or_a_forged_one_proves_nothing(agent_app, outbox):
     for to in (reply_address(agent_app, "jdoe", t.id),          # Jane's token, Tom's From
                f"helpdesk+t{t.id}-0123456789abcdef@example.com"):  # guessed
         out = ingest_with(agent_app, agent_mail(t, to=to))
-        assert load_ticket(agent_app, out.ticket_number).articles[-1].sender_type == "customer"
+        assert last_in(load_ticket(agent_app, out.ticket_number)).sender_type == "customer"
 
 
 # ---- DKIM -------------------------------------------------------------------------------------
@@ -329,11 +334,8 @@ def test_methods_not_listed_are_not_tried(conf_dir, make_app, outbox):
     assert decision.sender_type == "customer"
 
 
-@pytest.mark.xfail(reason="intake.accept() and processing.envelope_of() do not carry "
-                          "Envelope.authenticated_user through inbound_mail yet (docs/agents.md)",
-                   strict=False)
 def test_smtp_auth_survives_the_inbound_table(agent_app, outbox):
     t = customer_ticket(agent_app)
     out = ingest_with(agent_app, agent_mail(t), source="smtp:submission",
                       authenticated_user="tmoore")
-    assert load_ticket(agent_app, out.ticket_number).articles[-1].sender_type == "agent"
+    assert last_in(load_ticket(agent_app, out.ticket_number)).sender_type == "agent"

@@ -9,7 +9,7 @@ import pytest
 from gateway.agents.reply import customer_text
 from tests.mails import make_mail
 from tests.test_agent_identity import (AGENT_AUTH, add_agent_auth, agent_app,  # noqa: F401
-                                       agent_mail, customer_ticket, ingest_with, load_ticket,
+                                       agent_mail, customer_ticket, ingest_with, last_in, load_ticket,
                                        outbox, reply_address)
 
 REPLY = """#time 15
@@ -33,7 +33,7 @@ def test_agent_reply_reaches_the_customer_and_stops_first_response(agent_app, ou
     out = ingest_with(agent_app, agent_mail(t, body=REPLY,
                                             to=reply_address(agent_app, "tmoore", t.id)))
     t = load_ticket(agent_app, out.ticket_number)
-    article = t.articles[-1]
+    article = last_in(t)
     assert article.sender_type == "agent" and not article.internal
     assert article.flags["time_units"] == 15
     assert t.first_agent_contact == article.created
@@ -78,7 +78,7 @@ def test_note_is_internal_and_not_sent(agent_app, outbox):
     ingest_with(agent_app, agent_mail(t, body="#note\nCustomer sounds upset, call first.",
                                       to=reply_address(agent_app, "tmoore", t.id)))
     t = load_ticket(agent_app, t.number)
-    assert t.articles[-1].internal and t.articles[-1].sender_type == "agent"
+    assert last_in(t).internal and last_in(t).sender_type == "agent"
     assert outbox.queued == []
     assert t.first_agent_contact is None and t.first_response_due is not None
 
@@ -89,7 +89,7 @@ def test_commands_only_mail_sends_nothing_to_the_customer(agent_app, outbox):
                                       to=reply_address(agent_app, "tmoore", t.id)))
     t = load_ticket(agent_app, t.number)
     assert t.priority == "4 high"
-    assert outbox.queued == [] and t.articles[-1].internal
+    assert outbox.queued == [] and last_in(t).internal
 
 
 def test_agent_without_rw_cannot_write_to_the_customer(agent_app, outbox):
@@ -99,7 +99,7 @@ def test_agent_without_rw_cannot_write_to_the_customer(agent_app, outbox):
     ingest_with(agent_app, agent_mail(t, frm="Jane Doe <jane.doe@example.com>",
                                       to=reply_address(agent_app, "jdoe", t.id)))
     t = load_ticket(agent_app, t.number)
-    assert t.articles[-1].internal
+    assert last_in(t).internal
     assert outbox.of_kind("agent_reply") == []
     [answer] = outbox.of_kind("agent_command_answer")
     assert answer["rcpt_to"] == ["jane.doe@example.com"]
@@ -145,3 +145,8 @@ def test_agent_reply_delivered_by_the_outbox_worker(conf_dir, make_app, smtp_sin
     assert b"#time" not in envelope.content and b"It burns" not in envelope.content
     t = load_ticket(app, t.number)
     assert t.first_response_due is None
+    # the customer answers our copy (new subject): References name its Message-ID
+    sent_id = last_in(t).flags["sent_message_id"]
+    out = ingest_with(app, make_mail(subject="thanks!", body="Works now.", in_reply_to=sent_id,
+                                     references=[sent_id]))
+    assert out.action == "follow_up" and out.ticket_number == t.number

@@ -215,8 +215,9 @@ def test_unproven_agent_sender_is_a_customer_article_flagged_in_history(app, ing
                            frm="Tom Moore <Tom.Moore@example.com>"))
     t = ticket(app, first.ticket_number)
     assert out.action == "follow_up"
-    assert t.articles[-1].sender_type == "customer"
-    assert t.articles[-1].flags["agent_claim"]["agent"] == "tmoore"
+    article = [a for a in t.articles if a.direction == "in"][-1]
+    assert article.sender_type == "customer"
+    assert article.flags["agent_claim"]["agent"] == "tmoore"
     flagged = [h for h in t.history if h.type == "AgentClaimUnproven"]
     assert flagged and flagged[0].message == ("claims to be agent tmoore but proves nothing: "
                                               "handled as customer")
