@@ -36,8 +36,8 @@ log = logging.getLogger("ticketgate.daemon")
 # (name, func(app), interval seconds): time-driven jobs of other parts (escalation, outbox).
 JOBS: list[tuple[str, Callable[[App], None], float]] = []
 WORKER_INTERVAL = 30.0
-WORKER_CHUNK = 5          # mails per worker call (one transaction each) between yields
-WORKER_YIELD = 0.1        # pause between chunks while SMTP intake is busy: new mail first
+WORKER_CHUNK = 5          # mails per worker call (one transaction each) when intake is quiet
+WORKER_YIELD = 0.1        # while SMTP intake is busy: one mail, then this pause (new mail first)
 STATUS_FILE = "daemon-status.json"
 STATUS_EVERY = 5.0
 
@@ -269,10 +269,11 @@ class Daemon:
         """Process pending mail, one transaction per mail, in small chunks; while SMTP intake
         is busy, pause between chunks, so the SQLite write lock and the GIL go to new mail
         first (a backlog never slows intake; it is worked off when the load drops)."""
-        limit = WORKER_CHUNK
         while True:
+            limit = WORKER_CHUNK
             if time.monotonic() - self.committer.last_submit < 0.2:
                 await asyncio.sleep(WORKER_YIELD)
+                limit = 1
             try:
                 outcomes = await asyncio.to_thread(process_pending, self.app.store,
                                                    self.app.pipeline, limit, 1)
