@@ -220,3 +220,40 @@ def test_check_config_reports_daemon_keys(conf_dir):
                    "after must be seen, delete or move:FOLDER"):
         assert needle in out.stderr, out.stderr
     assert "ticketgate.yaml:" in out.stderr
+
+
+def test_sigterm_under_load_finishes_in_flight_mails(conf_dir, tmp_path):
+    import threading
+
+    port = free_port()
+    configure(conf_dir, [f"{{name: mx, port: {port}}}"])
+    proc = start(conf_dir, tmp_path)
+    acked, failed = [], []
+
+    def client(k):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+                for i in range(1000):
+                    msgid = f"term{k}.{i}@customer.test"
+                    s.sendmail("alice@customer.test", ["support@example.com"],
+                               make_mail(msgid=msgid))
+                    acked.append(msgid)
+        except (OSError, smtplib.SMTPException) as exc:
+            failed.append(exc)        # 421 / disconnect: an MTA would retry later
+
+    wait_for(lambda: b"daemon ready" in (tmp_path / "daemon.log").read_bytes())
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(acked) >= 200)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    for t in threads:
+        t.join(30)
+    assert len(failed) == 8       # every client was cut off, none hung
+    from gateway.app import open_app
+
+    app = open_app(conf_dir)
+    with app.store.session() as s:
+        stored = set(s.execute(select(InboundMail.message_id)).scalars())
+    assert set(acked) <= stored   # every 250 is in the database

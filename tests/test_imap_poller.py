@@ -191,3 +191,35 @@ def test_big_mailbox_drained_in_chunks(app, account, mailbox, pollers):
     assert count(app) == n
     assert len(fetches) == n // 100 and max(fetches) == 100      # chunks, not one per mail
     assert folder_state(mailbox, "INBOX")[0] == []
+
+
+@pytest.mark.parametrize("tls", ["imaps", "starttls"])
+def test_tls_modes_with_private_ca(app, account, mailbox, tls, monkeypatch):
+    from gateway.ingest.imap import connect
+
+    monkeypatch.setenv("TG_TEST_IMAP_PW", mailbox.password)
+    c = mailbox.client()
+    c.append("INBOX", make_mail(msgid=f"tls-{tls}@customer.test"))
+    c.logout()
+    conf = account(tls=tls, port=mailbox.ssl_port if tls == "imaps" else mailbox.port,
+                   tls_cafile=mailbox.cafile, password_file=None, password_env="TG_TEST_IMAP_PW")
+    poller = Poller(conf, lambda: app.store)
+    poller.client = connect(conf)
+    try:
+        assert poller.drain("INBOX") == 1
+    finally:
+        poller._close()
+    assert count(app, InboundMail.message_id == f"tls-{tls}@customer.test") == 1
+
+
+def test_secrets_come_from_env_file_or_token_command(tmp_path, monkeypatch):
+    from gateway.ingest.imap import secret_of
+
+    monkeypatch.setenv("TG_PW", "from-env")
+    assert secret_of(AccountConf("a", "h", "u", password_env="TG_PW")) == ("password", "from-env")
+    (tmp_path / "tok").write_text("tok-from-file\n")
+    assert secret_of(AccountConf("a", "h", "u", oauth2_token_file=str(tmp_path / "tok"))) == \
+        ("oauth2", "tok-from-file")
+    assert secret_of(AccountConf("a", "h", "u", oauth2_token_command="echo tok-from-cmd")) == \
+        ("oauth2", "tok-from-cmd")
+    assert "secret" not in repr(AccountConf("a", "h", "u", password_env="TG_PW"))
