@@ -179,19 +179,34 @@ class Poller:
         client.select_folder(folder, readonly=False)
         client.idle()
         started = time.monotonic()
+        eof_suspects = 0
         try:
             while not self._stop.is_set() and not self._wake.is_set():
+                t0 = time.monotonic()
                 responses = client.idle_check(timeout=1)
+                # imapclient swallows EOF in idle_check: "readable, but nothing" again and
+                # again means the server closed the connection
+                eof_suspects = eof_suspects + 1 if not responses and \
+                    time.monotonic() - t0 < 0.5 else 0
+                if eof_suspects >= 3:
+                    raise ConnectionError("connection closed by the server during IDLE")
                 if any(r[1] in (b"EXISTS", b"RECENT") for r in responses
                        if isinstance(r, tuple) and len(r) > 1):
                     break
                 if any(r and r[0] == b"BYE" for r in responses if isinstance(r, tuple)):
                     raise ConnectionError("server said BYE")
-                if time.monotonic() - started > min(IDLE_RENEW, self.account.poll_interval * 10):
+                if time.monotonic() - started > self._idle_limit():
                     break
         finally:
             self._wake.clear()
             client.idle_done()
+
+    def _idle_limit(self) -> float:
+        """IDLE watches the first folder only: the others are polled every poll_interval;
+        with one folder, IDLE is renewed well before the server's 29-minute timeout."""
+        if len(self.account.folders) > 1:
+            return self.account.poll_interval
+        return min(IDLE_RENEW, self.account.poll_interval * 10)
 
     def drain(self, folder: str) -> int:
         """Fetch every message waiting in ``folder`` in UID chunks; returns mails stored."""
