@@ -140,6 +140,11 @@ def render_text(decision, config, *, verbose: bool = False) -> str:
     for line in decision.trace:
         if line.step == "apply":
             out.append(f"   note: {line.message}")
+    agent_lines = [line for line in decision.trace
+                   if line.step in ("sender", "identity", "command", "reply")]
+    if agent_lines:
+        out.append("\n6. Agent")
+        out += [f"   {line.step:<9} {line.message}" for line in agent_lines]
     return "\n".join(out)
 
 
