@@ -99,7 +99,7 @@ def cmd_status(args) -> int:
         print(f"  worker: {w.get('processed', 0)} processed, last run {_ago(w.get('last_run'))}")
         if daemon.get("last_reload_error"):
             print(f"  last reload refused: {daemon['last_reload_error']}")
-    print("inbound: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty")
+    print("inbound: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
     print(f"backlog: {counts.get('pending', 0)} pending, "
           f"{counts.get('quarantined', 0)} quarantined")
     return EX_OK if alive else EX_UNAVAILABLE
