@@ -66,7 +66,7 @@ def rebuild(store, config, *, chunk: int = 2000, progress=None) -> int:
     done = 0
     cols = (Ticket.id, Ticket.queue, Ticket.state, Ticket.created, Ticket.first_agent_contact,
             Ticket.last_contact, Ticket.type, Ticket.customer_id, Ticket.customer_user,
-            Ticket.priority, Ticket.dynamic_fields)
+            Ticket.priority, Ticket.dynamic_fields, Ticket.solution_paused_minutes)
     for start in range(0, len(total), chunk):
         ids = total[start:start + chunk]
         with store.session() as session:
@@ -74,7 +74,8 @@ def rebuild(store, config, *, chunk: int = 2000, progress=None) -> int:
             for row in session.execute(select(*cols).where(Ticket.id.in_(ids))):
                 values = deadlines_for(config, row.queue, row.state, row.created,
                                        row.first_agent_contact, row.last_contact,
-                                       sla_fields(row), row.dynamic_fields)
+                                       sla_fields(row), row.dynamic_fields,
+                                       row.solution_paused_minutes)
                 params.append({"id": row.id, **values})
             if params:
                 session.execute(update(Ticket), params)  # bulk UPDATE by primary key

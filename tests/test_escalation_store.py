@@ -107,3 +107,24 @@ def test_escalations_command(conf_dir, db_url, app, ingest):
     r = subprocess.run([BIN, "--conf", str(conf_dir), "--database", db_url, "escalations",
                         "rebuild", "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0 and "recomputed 1 ticket" in r.stdout
+
+
+def test_reopened_ticket_resumes_solution_time(app, ingest):
+    """Closed for two working hours, then reopened: the solution deadline moves out by
+    exactly those two hours (it resumes, it does not restart from zero)."""
+    from gateway.tickets import solution_clock, recompute_escalation
+
+    out = ingest(make_mail(subject="resume"), queue="Network Outage")   # 24x7 calendar
+    with app.store.session() as s:
+        t = s.execute(select(Ticket).where(Ticket.number == out.ticket_number)).scalar_one()
+        due = t.solution_due
+        closed_at = t.created + timedelta(hours=1)
+        t.state = "closed successful"
+        solution_clock(t, app.config, closed_at)
+        recompute_escalation(t, app.config)
+        assert t.solution_due is None and t.solution_stopped_at == closed_at
+        t.state = "open"
+        solution_clock(t, app.config, closed_at + timedelta(hours=2))
+        recompute_escalation(t, app.config)
+        assert t.solution_paused_minutes == 120
+        assert minutes(t.solution_due - due) == 120

@@ -95,6 +95,10 @@ class Ticket(Base):
     solution_due: Mapped[datetime | None] = mapped_column(UTCDateTime)
     solution_notify: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalation_next: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # the solution clock stops while a ticket is closed (or suspended in pending) and resumes
+    # when it is reopened: working minutes stopped so far, and since when it is stopped (0005)
+    solution_paused_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    solution_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # #pending (0003)
 
     articles: Mapped[list["Article"]] = relationship(back_populates="ticket",
