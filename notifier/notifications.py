@@ -109,7 +109,8 @@ def notify_agents(pipeline, session, decision, ticket, article) -> None:
     event = EVENT_FOR_ACTION.get(decision.action)
     if ticket is None or event is None or decision.sender_type == "agent":
         return  # an agent's own mail is not news to the agents
-    if "loop" in decision.flags:
+    if "loop" in decision.flags or \
+            (decision.flags.get("auto_submitted") or {}).get("kind") == "loop":
         return  # our own mail coming back (loop header, own address): never notify on it
     if event == FOLLOW_UP and ticket.locked and ticket.owner:
         event = LOCKED_FOLLOW_UP
