@@ -126,3 +126,52 @@ def test_queue_without_template_sends_nothing(sink_app):
     assert t.queue == "Network Outage"
     assert any(h.type == "AutoResponse" and "none configured" in h.message for h in t.history)
     assert not [a for a in t.articles if a.direction == "out"]
+
+
+def test_template_syntax_error_is_a_config_error_with_file_and_line(conf_dir):
+    from gateway.config import ConfigError, load_config
+
+    (conf_dir / "templates" / "auto_reply.txt").write_text(
+        "Subject: {{ ticket.hook }} hello\n\nDear {{ customer.name }},\n{% if x %}never closed\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(conf_dir)
+    assert "auto_reply.txt:4" in str(err.value) or "auto_reply.txt:5" in str(err.value)
+
+
+def test_unknown_template_file_is_a_config_error(conf_dir):
+    from gateway.config import ConfigError, load_config
+
+    path = conf_dir / "queues.yaml"
+    path.write_text(path.read_text().replace("auto_reject: auto_reject.txt,",
+                                             "auto_reject: missing.txt,", 1))
+    with pytest.raises(ConfigError) as err:
+        load_config(conf_dir)
+    assert "missing.txt" in str(err.value) and "queues.yaml" in str(err.value)
+
+
+def test_sandbox_refuses_unsafe_attribute_access(conf_dir):
+    from gateway.config import ConfigError, load_config
+
+    (conf_dir / "templates" / "auto_reply.txt").write_text(
+        "Subject: x\n\n{{ ticket.__class__.__mro__ }}\n")
+    config = load_config(conf_dir)   # compiles; the sandbox refuses at render time
+    subject, body = config.templates["auto_reply.txt"].render(ticket=object())
+    assert "class" not in body and "object" not in body
+    assert ConfigError
+
+
+def test_salutation_and_signature_wrap_the_body(conf_dir, make_app, smtp_sink):
+    controller, handler = smtp_sink
+    use_sink(conf_dir, controller)
+    path = conf_dir / "queues.yaml"
+    path.write_text(path.read_text().replace(
+        "    comment: First stop for everything that no rule routes elsewhere.\n",
+        "    comment: First stop for everything that no rule routes elsewhere.\n"
+        "    salutation: \"Hello,\"\n    signature: \"-- \\nYour Help Desk\"\n"))
+    app = make_app()
+    ingest_into(app, make_mail(subject="Cannot log in"))
+    outbox.drain(app.store, app.config)
+    [msg] = delivered(handler, "alice@customer.test")
+    body = msg.get_content().replace("\r\n", "\n")
+    assert body.startswith("Hello,\n\nDear Alice Customer,")
+    assert body.endswith("-- \nYour Help Desk\n")
