@@ -1,14 +1,12 @@
-#!/usr/bin/env python3
-"""Outbound throughput: N queued mails delivered to an in-process aiosmtpd sink on 127.0.0.1
-through the real sender worker (claim with lease, aiosmtplib, record). Prints mails/s.
+"""Outbound queue throughput: N queued mails delivered by the sender worker into an in-process
+aiosmtpd sink on 127.0.0.1. Prints mails/s.
 
-    .venv/bin/python bench/outbox.py [--mails 2000]
+    .venv/bin/python bench/outbox.py [N] [--batch B]
 """
 from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -18,54 +16,51 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mails", type=int, default=2000)
-    args = parser.parse_args()
+def main() -> None:
     from aiosmtpd.controller import Controller
 
     from gateway.app import open_app
-    from notifier import message
-    from notifier.outbox import drain, queue_mail
+    from notifier import message, outbox
+    from tests.conftest import SinkHandler, free_port
 
-    class Count:
-        n = 0
-
-        async def handle_DATA(self, server, session, envelope):
-            Count.n += 1
-            return "250 OK"
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(Count(), hostname="127.0.0.1", port=port)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", nargs="?", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=100)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-outbox-"))
+    handler = SinkHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
-    workdir = Path(tempfile.mkdtemp(prefix="tg-outbox-"))
     try:
-        conf = workdir / "conf"
+        conf = tmp / "conf"
         shutil.copytree(ROOT / "conf", conf)
-        main_conf = conf / "ticketgate.yaml"
-        main_conf.write_text(main_conf.read_text() +
-                             f"\noutbound:\n  host: 127.0.0.1\n  port: {port}\n  batch: 200\n")
-        app = open_app(conf, database=f"sqlite:///{workdir / 'o.db'}")
+        path = conf / "ticketgate.yaml"
+        path.write_text(path.read_text() + f"\noutbound: {{host: 127.0.0.1, port: "
+                                           f"{controller.port}, batch: {args.batch}}}\n")
+        app = open_app(conf, database=f"sqlite:///{tmp / 'bench.db'}")
+        t0 = time.perf_counter()
         with app.store.session() as session:
-            for i in range(args.mails):
-                msg = message.build(fqdn="bench.test", from_addr="support@example.com",
-                                    to=[(f"c{i}@customer.test", "")], subject=f"mail {i}",
-                                    body="hello\n" * 20, auto_submitted=True)
-                queue_mail(session, msg, mail_from="support@example.com",
-                           rcpt_to=[f"c{i}@customer.test"], kind="auto_reply")
-        start = time.perf_counter()
-        results = drain(app.store, app.config, rounds=10_000)
-        elapsed = time.perf_counter() - start
+            for i in range(args.n):
+                msg = message.build(fqdn=app.config.fqdn, from_addr="support@example.com",
+                                    to=[(f"c{i}@customer.test", "Customer")],
+                                    subject=f"[Ticket#{i}] Grüße {i}",
+                                    body="Hello\n\n" + "text line\n" * 40,
+                                    auto_submitted=True)
+                outbox.queue_mail(session, msg, mail_from="support@example.com",
+                                  rcpt_to=[f"c{i}@customer.test"], kind="auto_reply")
+        t1 = time.perf_counter()
+        results = outbox.drain(app.store, app.config, rounds=10**6)
+        t2 = time.perf_counter()
         sent = sum(r.status == "sent" for r in results)
-        print(f"outbox: {sent}/{args.mails} mails delivered to the sink in {elapsed:.2f} s = "
-              f"{sent / elapsed:.0f} mails/s (sink counted {Count.n})")
+        assert sent == args.n == len(handler.envelopes), (sent, len(handler.envelopes))
+        print(f"queued {args.n} in {t1 - t0:.2f}s ({args.n / (t1 - t0):.0f}/s); "
+              f"delivered {sent} in {t2 - t1:.2f}s: {sent / (t2 - t1):.0f} mails/s "
+              f"(batch {args.batch}, one SMTP connection per batch)")
+        app.store.close()
     finally:
         controller.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
