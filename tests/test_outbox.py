@@ -261,3 +261,22 @@ def test_migrations_match_models(tmp_path):
     for table in ("outbound_mail", "escalation_event"):
         assert got[table] == want[table], table
     assert set(got) == set(want)
+
+
+def test_concurrent_workers_on_postgresql_skip_locked(conf_dir, make_app, smtp_sink,
+                                                      postgres_url):
+    controller, handler = smtp_sink
+    use_sink(conf_dir, controller, ", batch: 3")
+    app = make_app(database=postgres_url)
+    for i in range(10):
+        ingest_into(app, make_mail(subject=f"Cannot log in {i}", frm=f"p{i}@customer.test"))
+    total = len(rows(app))
+    threads = [threading.Thread(target=outbox.drain, args=(app.store, app.config))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [email.message_from_bytes(e.content)["Message-ID"] for e in handler.envelopes]
+    assert len(ids) == total == len(set(ids))
+    assert all(r.status == "sent" for r in rows(app))
