@@ -181,6 +181,15 @@ async def _send_all(settings, rows: list[OutboundMail]) -> list[Result]:
                     results.append(Result(row.id, status, bad))
                 else:
                     results.append(Result(row.id, "sent", response))
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                codes = [r.code for r in exc.recipients]
+                status = "failed" if codes and all(500 <= c < 600 for c in codes) else "retry"
+                results.append(Result(row.id, status, "; ".join(
+                    f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)))
+                try:
+                    await client.rset()
+                except aiosmtplib.SMTPException:
+                    break
             except aiosmtplib.SMTPResponseException as exc:
                 status = "failed" if 500 <= exc.code < 600 else "retry"
                 results.append(Result(row.id, status, f"{exc.code} {exc.message}"))

@@ -280,3 +280,35 @@ def test_concurrent_workers_on_postgresql_skip_locked(conf_dir, make_app, smtp_s
     ids = [email.message_from_bytes(e.content)["Message-ID"] for e in handler.envelopes]
     assert len(ids) == total == len(set(ids))
     assert all(r.status == "sent" for r in rows(app))
+
+
+def test_recipient_refused_at_rcpt_fails_that_mail_only(conf_dir, make_app):
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import SinkHandler
+
+    class Picky(SinkHandler):
+        async def handle_RCPT(self, server, session, envelope, address, options):
+            if address.startswith("gone@"):
+                return "550 5.1.1 no such user"
+            if address.startswith("busy@"):
+                return "452 4.2.2 mailbox full"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    handler = Picky()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        use_sink(conf_dir, controller)
+        app = make_app()
+        for who in ("gone", "busy", "fine"):
+            ingest_into(app, make_mail(subject="Cannot log in", frm=f"{who}@customer.test"))
+        outbox.drain(app.store, app.config)
+    finally:
+        controller.stop()
+    status = {r.rcpt_to[0]: r.status for r in rows(app, "auto_reply")}
+    assert status == {"gone@customer.test": "failed", "busy@customer.test": "pending",
+                      "fine@customer.test": "sent"}
+    assert [e.rcpt_tos for e in handler.envelopes if "customer.test" in e.rcpt_tos[0]] == \
+        [["fine@customer.test"]]
