@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -128,7 +129,7 @@ def main() -> int:
     conf = tmp / "conf"
     shutil.copytree(ROOT / "conf", conf)
     port = free_port()
-    text = (conf / "ticketgate.yaml").read_text().split("\nlisteners:")[0]
+    text = re.sub(r"\nlisteners:\n(?:  - .*\n)*", "\n", (conf / "ticketgate.yaml").read_text())
     (conf / "ticketgate.yaml").write_text(
         text + f"\nlisteners:\n  - {{name: bench, port: {port}, max_connections: 500}}\n")
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(conf),

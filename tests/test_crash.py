@@ -5,6 +5,7 @@ mail that was acknowledged ends up exactly once, as one inbound row and one arti
 from __future__ import annotations
 
 import os
+import re
 import random
 import signal
 import smtplib
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def configure(conf_dir, listeners=(), accounts=()):
     path = conf_dir / "ticketgate.yaml"
-    text = path.read_text().split("\nlisteners:")[0]
+    text = re.sub(r"\nlisteners:\n(?:  - .*\n)*", "\n", path.read_text())
     text += "\nlisteners:\n" + "".join(f"  - {l}\n" for l in listeners) if listeners else \
         "\nlisteners: []\n"
     if accounts:

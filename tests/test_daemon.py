@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -35,7 +36,7 @@ def wait_for(predicate, timeout=20.0, step=0.05):
 
 def configure(conf_dir, listeners=(), accounts=()):
     path = conf_dir / "ticketgate.yaml"
-    text = path.read_text().split("\nlisteners:")[0]
+    text = re.sub(r"\nlisteners:\n(?:  - .*\n)*", "\n", path.read_text())
     text += "\nlisteners:\n" + "".join(f"  - {l}\n" for l in listeners) if listeners else \
         "\nlisteners: []\n"
     if accounts:

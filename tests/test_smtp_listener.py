@@ -4,6 +4,7 @@ STARTTLS + AUTH, connection limit, group commit under concurrency."""
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import socket
 import sqlite3
@@ -26,7 +27,7 @@ OK, RELAY_DENIED, TOO_BIG, TEMPFAIL, TOO_MANY_CONNS = 250, 550, 552, 451, 421
 
 def set_listeners(conf_dir, *listeners: str) -> None:
     path = conf_dir / "ticketgate.yaml"
-    text = path.read_text().split("\nlisteners:")[0]
+    text = re.sub(r"\nlisteners:\n(?:  - .*\n)*", "\n", path.read_text())
     text += "\nlisteners:\n" + "".join(f"  - {l}\n" for l in listeners)
     path.write_text(text)
 
