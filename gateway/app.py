@@ -11,7 +11,7 @@ from gateway.store.db import Store, open_store
 
 # Packages that add parts of their own to conf/ and the pipeline (config loaders and
 # after-apply hooks register themselves when imported). Missing ones are simply skipped.
-PLUGINS = ("gateway.sla", "filters.engine", "notifier")
+PLUGINS = ("gateway.sla", "gateway.daemon_config", "filters.engine", "notifier")
 
 
 def load_plugins() -> None:

@@ -15,7 +15,7 @@ def cmd_tickets(args) -> int:
     from gateway.cli import _load
 
     app = _load(args)
-    with app.store.session() as session:
+    with app.store.read_session() as session:
         query = select(Ticket, func.count(Article.id)).join(Article, isouter=True) \
             .group_by(Ticket.id).order_by(Ticket.id.desc()).limit(args.limit)
         if args.queue:
@@ -34,7 +34,7 @@ def cmd_show(args) -> int:
     from gateway.cli import _load
 
     app = _load(args)
-    with app.store.session() as session:
+    with app.store.read_session() as session:
         ticket = session.execute(select(Ticket).where(Ticket.number == args.number)).scalar()
         if ticket is None:
             print(f"no ticket {args.number}", file=sys.stderr)
@@ -72,7 +72,7 @@ def cmd_quarantine(args) -> int:
     from gateway.cli import _load
 
     app = _load(args)
-    with app.store.session() as session:
+    with app.store.read_session() as session:
         rows = session.execute(select(InboundMail).where(InboundMail.status == "quarantined")
                                .order_by(InboundMail.id)).scalars().all()
         for row in rows:
@@ -115,17 +115,13 @@ def cmd_test_mail(args) -> int:
     mail = parse(raw)
     envelope = Envelope(source="test-mail", rcpt_to=list(args.recipient or []),
                         trusted=args.trusted, queue=args.queue)
-    session = app.store.raw_session()
-    try:
+    with app.store.read_session() as session:   # a dry run: nothing is ever written
         decision = app.pipeline.decide(session, mail, envelope)
         if args.json:
             print(json.dumps(explain(decision, app.config), indent=2, default=str,
                              ensure_ascii=False))
         else:
             print(render_text(decision, app.config, verbose=getattr(args, "verbose", False)))
-    finally:
-        session.rollback()
-        session.close()
         app.store.close()
     return EX_OK
 

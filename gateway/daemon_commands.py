@@ -61,7 +61,7 @@ def cmd_status(args) -> int:
             daemon = json.loads(path.read_text())
         except ValueError:
             daemon = None
-    with app.store.session() as session:
+    with app.store.read_session() as session:
         counts = dict(session.execute(select(InboundMail.status, func.count())
                                       .group_by(InboundMail.status)).all())
     alive = False

@@ -60,7 +60,7 @@ def rebuild(store, config, *, chunk: int = 2000, progress=None) -> int:
     from gateway.tickets import deadlines_for, sla_fields
 
     closed = [s for s, t in config.states.items() if t in ("closed", "removed", "merged")]
-    with store.session() as session:
+    with store.read_session() as session:
         total = session.execute(select(Ticket.id).where(Ticket.state.not_in(closed))
                                 .order_by(Ticket.id)).scalars().all()
     done = 0
@@ -109,7 +109,7 @@ def cmd_escalations(args) -> int:
         print(f"ticketgate escalations: {exc}", file=sys.stderr)
         return 64
     now = datetime.now(timezone.utc)
-    with app.store.session() as session:
+    with app.store.read_session() as session:
         rows = upcoming(session, app.config, now=now, due=due, queue=args.queue)
     print(f"{'ticket':<18} {'deadline (UTC)':<17} {'kind':<15} {'left':>8}  queue / title")
     for r in rows:

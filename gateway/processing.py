@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import defer
 
 from gateway.failpoints import failpoint
 from gateway.intake import Envelope
@@ -42,17 +43,33 @@ def envelope_of(row: InboundMail) -> Envelope:
                     authenticated_user=row.authenticated_user)
 
 
+def _parse_pending(store: Store, inbound_ids: list[int]) -> dict:
+    """Parse outside the write transaction (parsing is the slow, lock-free part)."""
+    with store.read_session() as session:
+        rows = session.execute(select(InboundMail.id, InboundMail.raw).where(
+            InboundMail.id.in_(inbound_ids), InboundMail.status == "pending")).all()
+    return {row.id: parse(row.raw) for row in rows}
+
+
+def _pending_rows(session, store: Store, inbound_ids: list[int]) -> list[InboundMail]:
+    query = select(InboundMail).options(defer(InboundMail.raw)).where(
+        InboundMail.id.in_(inbound_ids), InboundMail.status == "pending") \
+        .order_by(InboundMail.id)
+    if store.dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return session.execute(query).scalars().all()
+
+
 def process_inbound(store: Store, pipeline: Pipeline, inbound_id: int) -> Outcome:
     try:
+        mails = _parse_pending(store, [inbound_id])
+        if not mails:
+            return Outcome(inbound_id, "skipped")
         with store.session() as session:
-            query = select(InboundMail).where(InboundMail.id == inbound_id,
-                                              InboundMail.status == "pending")
-            if store.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            row = session.execute(query).scalar()
-            if row is None:
-                return Outcome(inbound_id, "skipped")
-            outcome = _process_row(session, pipeline, row)
+            rows = _pending_rows(session, store, [inbound_id])
+            if not rows:
+                return Outcome(inbound_id, "skipped")   # another worker was faster
+            outcome = _process_row(session, pipeline, rows[0], mails[inbound_id])
             failpoint("BEFORE_COMMIT")
             return outcome
     except Exception as exc:  # noqa: BLE001 - the stage boundary: record, never lose the mail
@@ -70,17 +87,12 @@ def process_batch(store: Store, pipeline: Pipeline, inbound_ids: list[int]) -> l
     outcomes: list[Outcome] = []
     failed: list[tuple[int, Exception]] = []
     try:
+        mails = _parse_pending(store, inbound_ids)
         with store.session() as session:
-            query = select(InboundMail).where(InboundMail.id.in_(inbound_ids),
-                                              InboundMail.status == "pending") \
-                .order_by(InboundMail.id)
-            if store.dialect == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = session.execute(query).scalars().all()
-            for row in rows:
+            for row in _pending_rows(session, store, list(mails)):
                 try:
                     with session.begin_nested():
-                        outcomes.append(_process_row(session, pipeline, row))
+                        outcomes.append(_process_row(session, pipeline, row, mails[row.id]))
                 except Exception as exc:  # noqa: BLE001 - one bad mail must not block the rest
                     if is_transient(exc):
                         raise
@@ -97,8 +109,7 @@ def process_batch(store: Store, pipeline: Pipeline, inbound_ids: list[int]) -> l
     return outcomes
 
 
-def _process_row(session, pipeline: Pipeline, row: InboundMail) -> Outcome:
-    mail = parse(row.raw)
+def _process_row(session, pipeline: Pipeline, row: InboundMail, mail) -> Outcome:
     decision = pipeline.decide(session, mail, envelope_of(row))
     ticket, _article = pipeline.apply(session, decision, row.id)
     row.status = "ignored" if ticket is None else "done"
@@ -129,7 +140,7 @@ def _record_failure(store: Store, pipeline: Pipeline, inbound_id: int, exc: Exce
 
 
 def pending_ids(store: Store, limit: int = 1000) -> list[int]:
-    with store.session() as session:
+    with store.read_session() as session:
         return list(session.execute(
             select(InboundMail.id).where(InboundMail.status == "pending")
             .order_by(InboundMail.id).limit(limit)).scalars())

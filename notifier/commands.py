@@ -31,7 +31,7 @@ def cmd_outbox(args) -> int:
               f"{sum(r.status == 'failed' for r in results)} failed")
         return 0
     statuses = ("pending", "failed", "sent") if args.all else ("pending", "failed")
-    with app.store.session() as session:
+    with app.store.read_session() as session:
         rows = session.execute(
             select(OutboundMail, Ticket.number).join(Ticket, isouter=True)
             .where(OutboundMail.status.in_(statuses)).order_by(OutboundMail.id)).all()

@@ -41,7 +41,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the lock up front (no deadlock on upgrade); readers don't block.
+            readonly = conn.get_execution_options().get("ticketgate_readonly")
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -72,8 +74,16 @@ class Store:
             with session.begin():
                 yield session
 
-    def raw_session(self) -> Session:
-        return self._factory()
+    @contextmanager
+    def read_session(self):
+        """A transaction that only reads: on SQLite it does not take the write lock, so it
+        never waits for (or holds up) the writers."""
+        with self._factory() as session:
+            session.connection(execution_options={"ticketgate_readonly": True})
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def close(self) -> None:
         self.engine.dispose()
