@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from filters import safe_regex
-from gateway.config.yamlload import LineDict, LineList, Problem
+from gateway.config.yamlload import LineDict, Problem
 
 SPECIAL_CONDITIONS = ("from", "to", "cc", "subject", "body", "attachment_name")
 RULE_KEYS = ("name", "description", "match", "set", "set_on_follow_up", "stop",

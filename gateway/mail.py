@@ -5,9 +5,6 @@ mail is still usable (a wrong or unknown charset falls back to a safe decoding).
 """
 from __future__ import annotations
 
-import email
-import email.policy
-import email.utils
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage

@@ -15,12 +15,9 @@ and the history says so.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
 
-from gateway.store.models import utcnow
 
 MARKERS = [re.compile(p, re.IGNORECASE) for p in (
     r"^On .{0,300}wrote:\s*$", r"^-{2,}\s*Original Message\s*-{2,}\s*$",
@@ -65,18 +62,13 @@ def system_sender(config, queue_name: str) -> Sender | None:
 
 def _message(config, sender: Sender, to: str, subject: str, body: str,
              in_reply_to: str | None = None, references: list[str] | None = None):
-    msg = EmailMessage()
-    msg["From"] = formataddr((sender.name, sender.address)) if sender.name else sender.address
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = f"<{uuid.uuid4().hex}@{config.fqdn}>"
-    if in_reply_to:
-        msg["In-Reply-To"] = f"<{in_reply_to}>"
-    if references:
-        msg["References"] = " ".join(f"<{r}>" for r in references[-20:])
-    msg.set_content(body)
-    return msg
+    """Built by the notifier's one mail builder: loop header, and every value that came from
+    a mail (the customer's subject) reduced to one line, so no header injection."""
+    from notifier.message import build
+
+    return build(fqdn=config.fqdn, from_addr=sender.address, from_name=sender.name,
+                 to=[(to, "")], subject=subject, body=body, in_reply_to=in_reply_to,
+                 references=references)
 
 
 def customer_message(pipeline, ticket, article, body: str) -> EmailMessage | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config.yamlload import LineDict, LineList, Problem
+from gateway.config.yamlload import LineDict, Problem
 
 
 @dataclass(frozen=True)
