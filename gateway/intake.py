@@ -72,19 +72,22 @@ def message_id_of(raw: bytes) -> str | None:
     return m.group(1).decode("ascii", "replace").strip().strip("<>")[:998] or None
 
 
+def _inbound_row(raw: bytes, key: str, envelope: Envelope) -> InboundMail:
+    return InboundMail(dedup_key=key, message_id=message_id_of(raw), raw=raw, size=len(raw),
+                       source=envelope.source, envelope_from=envelope.mail_from,
+                       envelope_to=list(envelope.rcpt_to), trusted=envelope.trusted,
+                       dispatch_queue=envelope.queue,
+                       authenticated_user=envelope.authenticated_user, status="pending",
+                       attempts=0, trace=[])
+
+
 def accept(store: Store, raw: bytes, envelope: Envelope | None = None) -> Accepted:
     """Commit the raw mail; return its inbound id. Raises on storage trouble (caller: 451/75)."""
     envelope = envelope or Envelope()
     key = dedup_key(raw)
     try:
         with store.session() as session:
-            row = InboundMail(dedup_key=key, message_id=message_id_of(raw), raw=raw,
-                              size=len(raw), source=envelope.source,
-                              envelope_from=envelope.mail_from,
-                              envelope_to=list(envelope.rcpt_to), trusted=envelope.trusted,
-                              dispatch_queue=envelope.queue,
-                              authenticated_user=envelope.authenticated_user,
-                              status="pending", attempts=0, trace=[])
+            row = _inbound_row(raw, key, envelope)
             session.add(row)
             session.flush()
             return Accepted(row.id, False)
@@ -112,14 +115,7 @@ def accept_many(store: Store, items: list[tuple[bytes, Envelope]]) -> list[Accep
             for (raw, envelope), key in zip(items, keys):
                 if key in existing or key in new_rows:
                     continue
-                envelope = envelope or Envelope()
-                row = InboundMail(dedup_key=key, message_id=message_id_of(raw), raw=raw,
-                                  size=len(raw), source=envelope.source,
-                                  envelope_from=envelope.mail_from,
-                                  envelope_to=list(envelope.rcpt_to), trusted=envelope.trusted,
-                                  dispatch_queue=envelope.queue,
-                                  authenticated_user=envelope.authenticated_user,
-                                  status="pending", attempts=0, trace=[])
+                row = _inbound_row(raw, key, envelope or Envelope())
                 session.add(row)
                 new_rows[key] = row
             session.flush()

@@ -47,6 +47,17 @@ def wait_port(port, proc=None, timeout=10.0, greeting=None):
     raise TimeoutError(f"port {port} not ready")
 
 
+def wait_for(predicate, timeout=15.0, step=0.05):
+    """Poll ``predicate`` until it returns something true (which is returned), or fail."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")
+
+
 def server_dir(prefix) -> Path:
     """Not pytest's tmp_path: /tmp/pytest-of-root is 0700 and servers drop privileges."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))

@@ -212,13 +212,9 @@ def test_test_mail_trace_shows_identity_and_each_verdict(agent_app, outbox):
     t = customer_ticket(agent_app)
     raw = agent_mail(t, body="#priority 4\n#queue VIP\nhi",
                      to=reply_address(agent_app, "tmoore", t.id))
-    session = agent_app.store.raw_session()
-    try:
+    with agent_app.store.read_session() as session:
         decision = agent_app.pipeline.decide(session, parse_mail(raw), Envelope())
         info = explain(decision, agent_app.config)
-    finally:
-        session.rollback()
-        session.close()
     messages = [(line["step"], line["message"]) for line in info["trace"]]
     assert ("identity", f"agent tmoore: proven by token (reply address "
                         f"{reply_address(agent_app, 'tmoore', t.id)} carries tmoore's token "

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from gateway.store.models import Article, InboundMail
 from tests.conftest import free_port
+from tests.conftest import wait_for as _wait_for
 from tests.mails import make_mail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,12 +66,7 @@ class DaemonProcess:
 
 
 def wait_for(predicate, timeout=30.0, step=0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+    _wait_for(predicate, timeout, step)
 
 
 def per_message_id(app, model):

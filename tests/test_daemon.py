@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from gateway.store.models import InboundMail, Ticket
 from tests.conftest import free_port
+from tests.conftest import wait_for as _wait_for
 from tests.mails import make_mail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,13 +26,7 @@ TICKETGATE = [sys.executable, "-m", "gateway.cli"]
 
 
 def wait_for(predicate, timeout=20.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+    return _wait_for(predicate, timeout, step)
 
 
 def configure(conf_dir, listeners=(), accounts=()):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+
+from tests.conftest import wait_for as _wait_for
 from sqlalchemy import func, select
 
 from gateway.daemon_config import AccountConf
@@ -15,13 +17,7 @@ from tests.mails import make_mail
 
 
 def wait_for(predicate, timeout=15.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+    return _wait_for(predicate, timeout, step)
 
 
 def count(app, *where):

@@ -11,7 +11,6 @@ import sqlite3
 import ssl
 import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,6 +19,7 @@ from sqlalchemy import func, select
 from gateway.daemon import Daemon
 from gateway.store.models import InboundMail, Ticket
 from tests.conftest import free_port
+from tests.conftest import wait_for as _wait_for
 from tests.mails import make_mail
 
 OK, RELAY_DENIED, TOO_BIG, TEMPFAIL, TOO_MANY_CONNS = 250, 550, 552, 451, 421
@@ -67,13 +67,7 @@ class Running:
 
 
 def wait_for(predicate, timeout=15.0, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+    return _wait_for(predicate, timeout, step)
 
 
 def count(app, *where):

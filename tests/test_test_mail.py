@@ -140,14 +140,10 @@ def test_follow_up_explained(conf_dir, make_app):
         "Subject: core-1 is down", f"Subject: Re: [Ticket#{first.ticket_number}] core-1 is down")
     with app.store.session() as s:
         tickets_before = s.execute(select(func.count()).select_from(Ticket)).scalar_one()
-    session = app.store.raw_session()
-    try:
+    with app.store.read_session() as session:
         decision = app.pipeline.decide(session, parse(reply.encode()), Envelope())
         info = explain(decision, app.config)
         text = render_text(decision, app.config)
-    finally:
-        session.rollback()
-        session.close()
     assert info["action"] == "follow_up" and info["ticket"] == first.ticket_number
     assert info["priority"] == "5 very high" and info["queue"] == "Network Outage"
     assert any(first.ticket_number in m for m in info["follow_up"])
@@ -178,12 +174,8 @@ def test_prefilter_verdicts_shown(conf_dir, db_url, make_app):
 def test_python_api_text_and_json(conf_dir, make_app):
     setup_conf(conf_dir)
     app = make_app()
-    session = app.store.raw_session()
-    try:
+    with app.store.read_session() as session:
         decision = app.pipeline.decide(session, parse(MAIL.encode()), Envelope())
-    finally:
-        session.rollback()
-        session.close()
     info = explain(decision, app.config)
     json.dumps(info, default=str)
     assert info["matched_rules"] == ["outage"]
