@@ -21,8 +21,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.message import Message
 
 import aiosmtplib
 from sqlalchemy import or_, select
@@ -31,6 +30,7 @@ from gateway.config import Problem, register_extension
 from gateway.config.schema import Key, section
 from gateway.store.models import Article, Ticket, utcnow
 from gateway.tickets import add_history
+from notifier.message import body_text, wire_bytes
 from notifier.models import OutboundMail
 
 log = logging.getLogger("ticketgate.outbox")
@@ -80,7 +80,7 @@ def load_outbound(config, problems: list[Problem]) -> None:
     config.outbound = settings
 
 
-def queue_mail(session, message: EmailMessage, *, mail_from: str, rcpt_to: list[str],
+def queue_mail(session, message: Message, *, mail_from: str, rcpt_to: list[str],
                ticket_id: int | None = None, article_id: int | None = None,
                kind: str = "mail") -> OutboundMail:
     """Add an outgoing mail to the queue in the caller's transaction."""
@@ -88,13 +88,13 @@ def queue_mail(session, message: EmailMessage, *, mail_from: str, rcpt_to: list[
         ticket_id=ticket_id, article_id=article_id, kind=kind, mail_from=mail_from,
         rcpt_to=list(rcpt_to), rcpt_key=(rcpt_to[0] if rcpt_to else "").lower()[:320],
         message_id=str(message["Message-ID"]).strip().strip("<>"),
-        subject=str(message["Subject"] or ""), raw=message.as_bytes(policy=SMTP),
+        subject=str(message["Subject"] or ""), raw=wire_bytes(message),
         status="pending", attempts=0, next_attempt=utcnow())
     session.add(row)
     return row
 
 
-def outgoing_article(session, ticket, message: EmailMessage, *, sender_type: str = "system",
+def outgoing_article(session, ticket, message: Message, *, sender_type: str = "system",
                      internal: bool = False, flags: dict | None = None) -> Article:
     """The ticket's record of a mail we send (direction "out"): its Message-ID is what a
     customer's reply names in In-Reply-To/References, so the reply joins this ticket."""
@@ -105,7 +105,7 @@ def outgoing_article(session, ticket, message: EmailMessage, *, sender_type: str
         ticket=ticket, direction="out", sender_type=sender_type, kind="email",
         internal=internal, from_addr=str(message["From"] or ""), to_addr=str(message["To"] or ""),
         cc_addr=str(message["Cc"] or ""), subject=str(message["Subject"] or ""),
-        body=message.get_content() if not message.is_multipart() else "",
+        body=body_text(message) if not message.is_multipart() else "",
         content_type="text/plain", message_id=str(message["Message-ID"]).strip().strip("<>"),
         in_reply_to=(str(message["In-Reply-To"]).strip().strip("<>")
                      if message["In-Reply-To"] else None),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 
 
 MARKERS = [re.compile(p, re.IGNORECASE) for p in (
@@ -71,7 +71,7 @@ def _message(config, sender: Sender, to: str, subject: str, body: str,
                  references=references)
 
 
-def customer_message(pipeline, ticket, article, body: str) -> EmailMessage | None:
+def customer_message(pipeline, ticket, article, body: str) -> Message | None:
     config = pipeline.config
     sender = system_sender(config, ticket.queue)
     if sender is None or not ticket.customer_user:
@@ -91,7 +91,7 @@ def customer_message(pipeline, ticket, article, body: str) -> EmailMessage | Non
 
 
 def agent_answer(pipeline, ticket, article, agent, verdicts,
-                 extra: list[str]) -> EmailMessage | None:
+                 extra: list[str]) -> Message | None:
     """Tell the agent which of their commands were refused (and why)."""
     config = pipeline.config
     sender = system_sender(config, ticket.queue)
@@ -110,14 +110,16 @@ def agent_answer(pipeline, ticket, article, agent, verdicts,
                     article.message_id, [article.message_id] if article.message_id else [])
 
 
-def queue_outgoing(session, message: EmailMessage, *, ticket, article, kind: str) -> str:
+def queue_outgoing(session, message: Message, *, ticket, article, kind: str) -> str:
     """Hand the mail to notifier.outbox in this transaction; returns what happened."""
     try:
         from notifier.outbox import queue_mail
     except ImportError:
         return "not sent: notifier.outbox.queue_mail is not available"
-    sender = message["From"].addresses[0].addr_spec
-    rcpt = [a.addr_spec for a in message["To"].addresses]
+    from notifier.message import addresses
+
+    sender = addresses(message, "From")[0]
+    rcpt = addresses(message, "To")
     queue_mail(session, message, mail_from=sender, rcpt_to=rcpt, ticket_id=ticket.id,
                article_id=article.id, kind=kind)
     return f"queued to {', '.join(rcpt)} ({message['Message-ID']})"
