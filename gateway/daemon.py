@@ -48,6 +48,20 @@ def register_job(name: str, func: Callable[[App], None], seconds: float) -> None
     JOBS.append((name, func, seconds))
 
 
+def register_plugin_jobs() -> None:
+    """Jobs that plugin packages (gateway.app.PLUGINS) declare as a module-level ``JOBS``
+    list; they don't import the daemon, so a pipe ``ingest`` never pays for its imports."""
+    import importlib
+
+    from gateway.app import PLUGINS
+
+    for name in PLUGINS:
+        module = importlib.import_module(name)
+        for job_name, func, seconds in getattr(module, "JOBS", ()):
+            if all(n != job_name for n, _, _ in JOBS):
+                register_job(job_name, func, seconds)
+
+
 def sd_notify(message: str) -> bool:
     """Send one sd_notify(3) datagram if NOTIFY_SOCKET is set; no dependency needed."""
     address = os.environ.get("NOTIFY_SOCKET")
@@ -150,6 +164,7 @@ class Daemon:
             self.scheduler.add_job(self._poll_wake, "interval", args=[poller.account.name],
                                    seconds=poller.account.poll_interval,
                                    id=f"poll:{poller.account.name}", name="poll without IDLE")
+        register_plugin_jobs()
         for name, func, seconds in JOBS:
             self.scheduler.add_job(self._run_job, "interval", args=[name, func],
                                    seconds=seconds, id=f"job:{name}", name=name,

@@ -253,3 +253,21 @@ def test_sigterm_under_load_finishes_in_flight_mails(conf_dir, tmp_path):
     with app.store.session() as s:
         stored = set(s.execute(select(InboundMail.message_id)).scalars())
     assert set(acked) <= stored   # every 250 is in the database
+
+
+def test_plugin_jobs_are_collected_without_importing_the_daemon():
+    import subprocess
+    import sys
+
+    code = ("import sys, gateway.app as a; a.load_plugins(); "
+            "print('gateway.daemon' in sys.modules, 'aiosmtpd' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(Path(__file__).resolve().parent.parent))
+    assert out.stdout.split() == ["False", "False"], out.stderr
+    from gateway import daemon
+
+    daemon.register_plugin_jobs()
+    daemon.register_plugin_jobs()          # idempotent: a second daemon start is fine
+    names = [n for n, _, _ in daemon.JOBS]
+    assert {"outbound sender", "escalation scan", "ticket timers"} <= set(names)
+    assert len(names) == len(set(names))

@@ -99,3 +99,19 @@ def test_concurrent_ingestion_on_postgresql_gives_unique_numbers(make_app, postg
     with ThreadPoolExecutor(4) as pool:
         numbers = [n for chunk in pool.map(work, range(4)) for n in chunk]
     assert len(numbers) == 40 == len(set(numbers))
+
+
+def test_migrations_head_and_skip_when_current(make_app, db_url):
+    from alembic.script import ScriptDirectory
+    from alembic.config import Config as AlembicConfig
+
+    from gateway.store.db import MIGRATIONS, _at_head, head_revision
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+    app = make_app()
+    assert _at_head(app.store.engine)
+    with app.store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    assert not _at_head(app.store.engine)
