@@ -40,6 +40,7 @@ WORKER_CHUNK = 5          # mails per worker call (one transaction each) when in
 WORKER_YIELD = 0.1        # while SMTP intake is busy: one mail, then this pause (new mail first)
 STATUS_FILE = "daemon-status.json"
 STATUS_EVERY = 5.0
+CONFIG_CHECK = 3.0        # seconds between looks at conf/ for changed files
 
 
 def register_job(name: str, func: Callable[[App], None], seconds: float) -> None:
@@ -114,6 +115,9 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
         self.ready = threading.Event()
+        from gateway.config.loader import fingerprint
+
+        self._conf_fingerprint = fingerprint(app.config.dir)
 
     # ---- start / stop -------------------------------------------------------------------
     async def start(self) -> None:
@@ -164,6 +168,9 @@ class Daemon:
             self.scheduler.add_job(self._poll_wake, "interval", args=[poller.account.name],
                                    seconds=poller.account.poll_interval,
                                    id=f"poll:{poller.account.name}", name="poll without IDLE")
+        self.scheduler.add_job(self._check_config_files, "interval", seconds=CONFIG_CHECK,
+                               id="config-files", name="reload on changed conf/ files",
+                               max_instances=1, coalesce=True)
         register_plugin_jobs()
         for name, func, seconds in JOBS:
             self.scheduler.add_job(self._run_job, "interval", args=[name, func],
@@ -233,8 +240,20 @@ class Daemon:
         self.pollers = []
 
     # ---- reload ---------------------------------------------------------------------------
+    async def _check_config_files(self) -> None:
+        """Reload when a file under conf/ changed (once per change, also when it is broken)."""
+        from gateway.config.loader import fingerprint
+
+        now = await asyncio.to_thread(fingerprint, self.app.config.dir)
+        if now != self._conf_fingerprint:
+            log.info("daemon: files under %s changed", self.app.config.dir)
+            await self.reload()
+
     async def reload(self) -> bool:
+        from gateway.config.loader import fingerprint
+
         log.info("daemon: reloading configuration")
+        self._conf_fingerprint = await asyncio.to_thread(fingerprint, self.app.config.dir)
         try:
             config = await asyncio.to_thread(self.app.reload)
         except ConfigError as exc:

@@ -271,3 +271,30 @@ def test_plugin_jobs_are_collected_without_importing_the_daemon():
     names = [n for n, _, _ in daemon.JOBS]
     assert {"outbound sender", "escalation scan", "ticket timers"} <= set(names)
     assert len(names) == len(set(names))
+
+
+def test_changed_conf_file_is_reloaded_and_a_broken_one_keeps_the_old(conf_dir, make_app):
+    """No SIGHUP needed: editing a file under conf/ reloads it within seconds; a broken edit
+    is refused (the old config keeps running) and fixing it is picked up again."""
+    from tests.test_smtp_listener import Running, set_listeners
+
+    set_listeners(conf_dir, f"{{name: smtp, protocol: smtp, host: 127.0.0.1, port: {free_port()}}}")
+    app = make_app()
+    running = Running(app, imap=False)
+    try:
+        d = running.daemon
+        assert app.config.default_queue == "Unassigned"
+        path = conf_dir / "ticketgate.yaml"
+        good = path.read_text()
+        path.write_text(good.replace("default_queue: Unassigned", "default_queue: QA"))
+        _wait_for(lambda: d.app.config.default_queue == "QA", timeout=15)
+        path.write_text(good.replace("default_queue: Unassigned", "default_queue: Nowhere"))
+        _wait_for(lambda: d.last_reload_error is not None, timeout=15)
+        assert d.app.config.default_queue == "QA"             # the old config still runs
+        (conf_dir / "filters.d" / "99-new.yaml").write_text(
+            "- name: new-rule\n  match: {subject: zzz}\n  set: {queue: VIP}\n")
+        path.write_text(good)
+        _wait_for(lambda: d.app.config.default_queue == "Unassigned" and
+                  any(r.name == "new-rule" for r in d.app.config.filters), timeout=15)
+    finally:
+        running.stop()

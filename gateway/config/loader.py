@@ -136,6 +136,21 @@ def load_config(conf_dir: str | Path) -> Config:
     return config
 
 
+def fingerprint(conf_dir: str | Path) -> tuple:
+    """What the files under conf/ look like now (name, size, mtime): the daemon reloads when
+    this changes, the same way as on SIGHUP."""
+    root = Path(conf_dir)
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((str(path.relative_to(root)), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
 class _Anything(dict):
     """Stands in for a section that failed to parse: every name counts as known."""
 
