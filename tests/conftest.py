@@ -5,6 +5,7 @@ locally with the reason and fails under CI (CI=true), where .ci/run installs it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -56,6 +57,17 @@ def wait_for(predicate, timeout=15.0, step=0.05):
             return value
         time.sleep(step)
     raise AssertionError("condition not met in time")
+
+
+def configure_daemon(conf_dir, listeners=(), accounts=()):
+    """Replace the listeners (and add mail accounts) in a conf copy's ticketgate.yaml."""
+    path = conf_dir / "ticketgate.yaml"
+    text = re.sub(r"\nlisteners:\n(?:  - .*\n)*", "\n", path.read_text())
+    text += "\nlisteners:\n" + "".join(f"  - {l}\n" for l in listeners) if listeners else \
+        "\nlisteners: []\n"
+    if accounts:
+        text += "mail_accounts:\n" + "".join(f"  - {a}\n" for a in accounts)
+    path.write_text(text)
 
 
 def server_dir(prefix) -> Path:

@@ -5,7 +5,6 @@ mail that was acknowledged ends up exactly once, as one inbound row and one arti
 from __future__ import annotations
 
 import os
-import re
 import random
 import signal
 import smtplib
@@ -18,21 +17,14 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from gateway.store.models import Article, InboundMail
-from tests.conftest import free_port
+from tests.conftest import configure_daemon, free_port
 from tests.conftest import wait_for as _wait_for
 from tests.mails import make_mail
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def configure(conf_dir, listeners=(), accounts=()):
-    path = conf_dir / "ticketgate.yaml"
-    text = re.sub(r"\nlisteners:\n(?:  - .*\n)*", "\n", path.read_text())
-    text += "\nlisteners:\n" + "".join(f"  - {l}\n" for l in listeners) if listeners else \
-        "\nlisteners: []\n"
-    if accounts:
-        text += "mail_accounts:\n" + "".join(f"  - {a}\n" for a in accounts)
-    path.write_text(text)
+configure = configure_daemon
 
 
 class DaemonProcess:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import smtplib
 import socket
@@ -17,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from gateway.store.models import InboundMail, Ticket
-from tests.conftest import free_port
+from tests.conftest import configure_daemon, free_port
 from tests.conftest import wait_for as _wait_for
 from tests.mails import make_mail
 
@@ -29,14 +28,7 @@ def wait_for(predicate, timeout=20.0, step=0.05):
     return _wait_for(predicate, timeout, step)
 
 
-def configure(conf_dir, listeners=(), accounts=()):
-    path = conf_dir / "ticketgate.yaml"
-    text = re.sub(r"\nlisteners:\n(?:  - .*\n)*", "\n", path.read_text())
-    text += "\nlisteners:\n" + "".join(f"  - {l}\n" for l in listeners) if listeners else \
-        "\nlisteners: []\n"
-    if accounts:
-        text += "mail_accounts:\n" + "".join(f"  - {a}\n" for a in accounts)
-    path.write_text(text)
+configure = configure_daemon
 
 
 class Notify:
