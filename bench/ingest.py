@@ -60,7 +60,8 @@ def with_ticket_numbers(mails: list[bytes], numbers: list[str], rng) -> list[byt
             for m in mails]
 
 
-def bench_in_process(n: int, workdir: Path, batch: int, name: str) -> dict:
+def bench_in_process(n: int, workdir: Path, batch: int, name: str,
+                     notifier: bool = True) -> dict:
     """accept() each mail (one commit each, as a pipe or an IMAP fetch does), then process
     them ``batch`` per transaction (batch 1 = one transaction per mail)."""
     from gateway.app import open_app
@@ -68,6 +69,8 @@ def bench_in_process(n: int, workdir: Path, batch: int, name: str) -> dict:
     from gateway.processing import process_inbound, process_pending
 
     app = open_app(ROOT / "conf", database=f"sqlite:///{workdir / name}")
+    if not notifier:   # what the gateway itself costs, without the mails it queues
+        app.pipeline.after_apply = []
     rng = random.Random(2)
     seed_numbers = [process_inbound(app.store, app.pipeline,
                                     accept(app.store, m).inbound_id).ticket_number
@@ -120,9 +123,12 @@ def main() -> int:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="tg-bench-"))
     try:
-        for batch in (1, 50):
-            inproc = bench_in_process(args.mails, workdir, batch, f"inproc{batch}.db")
-            print(f"in-process, {batch:>2} mail(s) per processing transaction: {inproc['mails']} "
+        for batch, notifier in ((1, True), (50, True), (50, False)):
+            inproc = bench_in_process(args.mails, workdir, batch, f"inproc{batch}{notifier}.db",
+                                      notifier)
+            what = "with" if notifier else "WITHOUT"
+            print(f"in-process, {batch:>2} mail(s) per processing transaction, {what} the "
+                  f"notifier's auto reply + 3 notifications per ticket: {inproc['mails']} "
                   f"mails in {inproc['seconds']:.2f} s = {inproc['rate']:.0f} mails/s "
                   f"({inproc['actions']})")
             print(f"  target {TARGET:.0f} mails/s: {inproc['rate'] / TARGET:.2f}x; " +

@@ -327,3 +327,22 @@ def test_template_body_error_names_the_file_line(conf_dir):
     with pytest.raises(ConfigError) as err:
         load_config(conf_dir)
     assert str(err.value).count("auto_reject.txt:4: template syntax error") == 1
+
+
+def test_wire_bytes_are_valid_smtp_for_long_and_non_ascii_values():
+    from notifier.message import build, wire_bytes
+
+    msg = build(fqdn="x.test", from_addr="support@example.com", from_name="Hélp Désk",
+                to=[("a@b.test", "Änne"), ("c@bücher.de", "")], subject="Grüße " + "x" * 300,
+                body="Hallo Änne,\r\nline " + "y" * 1500 + "\n", in_reply_to="abc@d",
+                references=[f"r{i}@{'z' * 60}.test" for i in range(25)], auto_submitted=True)
+    raw = wire_bytes(msg)
+    lines = raw.split(b"\r\n")
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    assert max(map(len, lines)) <= 998
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(parsed["From"]) == "Hélp Désk <support@example.com>"
+    assert "c@xn--bcher-kva.de" in str(parsed["To"])
+    assert parsed["Subject"] == "Grüße " + "x" * 300
+    assert len(parsed["References"].split()) == 20
+    assert parsed.get_content().replace("\r\n", "\n") == "Hallo Änne,\nline " + "y" * 1500 + "\n"
