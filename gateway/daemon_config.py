@@ -192,14 +192,8 @@ def listeners_of(config, problems: list | None = None) -> list[ListenerConf]:
         if bool(lc.tls_cert) != bool(lc.tls_key):
             problems.append(Problem(file, _line(item, "tls_cert" if lc.tls_cert else "tls_key"),
                                     f"listener {lc.name!r}: tls_cert and tls_key go together"))
-        for key in ("tls_cert", "tls_key", "auth_users_file"):
-            path = getattr(lc, key)
-            if path:
-                path = str(_resolve(config, path))
-                setattr(lc, key, path)
-                if not os.path.isfile(path):
-                    problems.append(Problem(file, _line(item, key),
-                                            f"listener {lc.name!r}: {key} {path} does not exist"))
+        _check_files(config, lc, ("tls_cert", "tls_key", "auth_users_file"), file, item,
+                     f"listener {lc.name!r}", problems)
         if (lc.require_tls or lc.auth_users_file) and not lc.tls_cert:
             problems.append(Problem(file, _line(item, "require_tls" if lc.require_tls else
                                                 "auth_users_file"),
@@ -210,11 +204,9 @@ def listeners_of(config, problems: list | None = None) -> list[ListenerConf]:
                                     f"listener {lc.name!r}: auth_required needs auth_users_file"))
         lc.catch_all_domains = [str(d).lower().lstrip("@") for d in lc.catch_all_domains]
         _check_queue(config, lc, file, item, f"listener {lc.name!r}", problems)
-        for key in ("max_message_size", "max_connections", "max_recipients",
-                    "max_messages_per_connection", "timeout"):
-            if getattr(lc, key) <= 0:
-                problems.append(Problem(file, _line(item, key), f"listener {lc.name!r}: {key} "
-                                                                f"must be positive"))
+        _check_positive(lc, ("max_message_size", "max_connections", "max_recipients",
+                             "max_messages_per_connection", "timeout"), file, item,
+                        f"listener {lc.name!r}", problems)
     return listeners
 
 
@@ -239,14 +231,8 @@ def accounts_of(config, problems: list | None = None) -> list[AccountConf]:
             problems.append(Problem(file, _line(item), f"{what}: give exactly one of "
                                                        f"password_file, password_env, "
                                                        f"oauth2_token_command, oauth2_token_file"))
-        for key in ("password_file", "oauth2_token_file", "tls_cafile"):
-            path = getattr(ac, key)
-            if path:
-                path = str(_resolve(config, path))
-                setattr(ac, key, path)
-                if not os.path.isfile(path):
-                    problems.append(Problem(file, _line(item, key),
-                                            f"{what}: {key} {path} does not exist"))
+        _check_files(config, ac, ("password_file", "oauth2_token_file", "tls_cafile"), file,
+                     item, what, problems)
         if not (ac.after in ("seen", "delete") or
                 (ac.after.startswith("move:") and ac.after[5:].strip())):
             problems.append(Problem(file, _line(item, "after"),
@@ -256,12 +242,28 @@ def accounts_of(config, problems: list | None = None) -> list[AccountConf]:
                                     f"{what}: folders must be a list of folder names"))
         if ac.port is not None and not 0 < ac.port < 65536:
             problems.append(Problem(file, _line(item, "port"), f"{what}: bad port"))
-        for key in ("poll_interval", "batch_size", "timeout"):
-            if getattr(ac, key) <= 0:
-                problems.append(Problem(file, _line(item, key), f"{what}: {key} must be "
-                                                                f"positive"))
+        _check_positive(ac, ("poll_interval", "batch_size", "timeout"), file, item, what,
+                        problems)
         _check_queue(config, ac, file, item, what, problems)
     return accounts
+
+
+def _check_files(config, obj, keys, file, item, what, problems):
+    """Paths in ``keys`` are made absolute (relative to conf/) and must exist."""
+    for key in keys:
+        path = getattr(obj, key)
+        if path:
+            path = str(_resolve(config, path))
+            setattr(obj, key, path)
+            if not os.path.isfile(path):
+                problems.append(Problem(file, _line(item, key),
+                                        f"{what}: {key} {path} does not exist"))
+
+
+def _check_positive(obj, keys, file, item, what, problems):
+    for key in keys:
+        if getattr(obj, key) <= 0:
+            problems.append(Problem(file, _line(item, key), f"{what}: {key} must be positive"))
 
 
 def _check_queue(config, obj, file, item, what, problems):
