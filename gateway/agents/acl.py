@@ -214,15 +214,23 @@ class _Loader:
                 self.bad(mapping, key, f"ACL {acl_name!r}: unknown {kind.split('.')[-1]} "
                                        f"{p.value!r}")
 
-    def match_section(self, acl_name, where, body) -> dict[str, list[Pattern]]:
-        out: dict[str, list[Pattern]] = {}
+    def sections(self, acl_name, where, body) -> list:
+        """(section, normalised name, contents) of a properties/possible block."""
         if not body:
-            return out
+            return []
         if not isinstance(body, dict):
             self.bad(body, None, f"ACL {acl_name!r}: {where} must be a mapping")
-            return out
-        for section, inner in body.items():
-            s = _norm(section)
+            return []
+        return [(section, _norm(section), inner) for section, inner in body.items()]
+
+    def collect(self, out, canon, acl_name, where, section, inner, key, value) -> None:
+        pats = self.patterns(f"{where}.{section}.{key}", inner, key, value, acl_name)
+        self.known(canon, acl_name, inner, key, pats)
+        out.setdefault(canon, []).extend(pats)
+
+    def match_section(self, acl_name, where, body) -> dict[str, list[Pattern]]:
+        out: dict[str, list[Pattern]] = {}
+        for section, s, inner in self.sections(acl_name, where, body):
             if not isinstance(inner, dict):
                 self.bad(body, section, f"ACL {acl_name!r}: {where}.{section} must be a mapping")
                 continue
@@ -232,9 +240,7 @@ class _Loader:
                     self.bad(inner, key, f"ACL {acl_name!r}: {where}.{section}: unknown key "
                                          f"{key!r}")
                     continue
-                pats = self.patterns(f"{where}.{section}.{key}", inner, key, value, acl_name)
-                self.known(canon, acl_name, inner, key, pats)
-                out.setdefault(canon, []).extend(pats)
+                self.collect(out, canon, acl_name, where, section, inner, key, value)
         return out
 
     @staticmethod
@@ -258,13 +264,7 @@ class _Loader:
 
     def change_section(self, acl_name, where, body) -> dict[str, list[Pattern]]:
         out: dict[str, list[Pattern]] = {}
-        if not body:
-            return out
-        if not isinstance(body, dict):
-            self.bad(body, None, f"ACL {acl_name!r}: {where} must be a mapping")
-            return out
-        for section, inner in body.items():
-            s = _norm(section)
+        for section, s, inner in self.sections(acl_name, where, body):
             if s == "action":
                 self.actions(acl_name, where, body, section, inner, out)
                 continue
@@ -280,9 +280,7 @@ class _Loader:
                     self.bad(inner, key, f"ACL {acl_name!r}: {where}.{section}: cannot restrict "
                                          f"{key!r}")
                     continue
-                pats = self.patterns(f"{where}.{section}.{key}", inner, key, value, acl_name)
-                self.known(canon, acl_name, inner, key, pats)
-                out.setdefault(canon, []).extend(pats)
+                self.collect(out, canon, acl_name, where, section, inner, key, value)
         return out
 
     def actions(self, acl_name, where, body, section, inner, out):
