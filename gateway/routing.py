@@ -16,6 +16,16 @@ def build_steps(config: Config) -> list:
             queue_for_new_ticket, agent_commands, auto_response]
 
 
+def merge_settings(target: dict, new: dict) -> None:
+    """Later settings win, field by field; dynamic fields are merged, not replaced, so a
+    filter's field does not wipe one a trusted X-Ticket-DynamicField-* header set."""
+    for key, value in new.items():
+        if key == "dynamic_fields" and isinstance(value, dict):
+            target["dynamic_fields"] = {**target.get("dynamic_fields", {}), **value}
+        else:
+            target[key] = value
+
+
 # -- 1. built-in pre-filters ----------------------------------------------------------------
 def prefilters(pipeline, session, decision) -> None:
     from filters.builtin import run_prefilters
@@ -28,8 +38,8 @@ def prefilters(pipeline, session, decision) -> None:
             decision.note("prefilter", f"{verdict.name}: no")
         control = verdict.data.get("settings") if verdict.hit else None
         if control:
-            decision.settings.update(control.get("set", {}))
-            decision.follow_up_settings.update(control.get("set_on_follow_up", {}))
+            merge_settings(decision.settings, control.get("set", {}))
+            merge_settings(decision.follow_up_settings, control.get("set_on_follow_up", {}))
         if verdict.data.get("ignore"):
             decision.action = "ignore"
             decision.reason = f"{verdict.name}: {verdict.reason}"
@@ -72,8 +82,8 @@ def postmaster_filters(pipeline, session, decision) -> None:
     for line in outcome.trace:
         decision.note("filter", line.get("message", ""), **{k: v for k, v in line.items()
                                                             if k != "message"})
-    decision.settings.update(outcome.settings)
-    decision.follow_up_settings.update(outcome.follow_up_settings)
+    merge_settings(decision.settings, outcome.settings)
+    merge_settings(decision.follow_up_settings, outcome.follow_up_settings)
     if outcome.ignore:
         decision.action = "ignore"
         decision.reason = f"filter {outcome.ignore}: ignore"

@@ -266,3 +266,17 @@ def test_every_decision_in_history_with_reason(app, ingest):
         assert rows[0].type == "NewTicket" and "queue 'Unassigned'" in rows[0].message
         steps = [line["step"] for line in rows[0].data["trace"]]
         assert steps[:1] == ["prefilter"] and "follow-up" in steps and "queue" in steps
+
+
+def test_filter_and_trusted_header_dynamic_fields_are_merged(conf_dir, make_app):
+    (conf_dir / "filters.d" / "90-field.yaml").write_text(
+        "- name: region\n  match: {subject: 'Branch'}\n"
+        "  set: {dynamic_fields: {Region: North}}\n")
+    app = make_app()
+    from gateway.intake import Envelope, accept
+    from gateway.processing import process_inbound
+
+    raw = make_mail(subject="Branch office", headers={"X-Ticket-DynamicField-Branch": "101"})
+    out = process_inbound(app.store, app.pipeline,
+                          accept(app.store, raw, Envelope(trusted=True)).inbound_id)
+    assert ticket(app, out.ticket_number).dynamic_fields == {"Branch": "101", "Region": "North"}
