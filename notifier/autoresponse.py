@@ -8,6 +8,7 @@ from gateway.agents.reply import system_sender
 from gateway.pipeline import register_after_apply
 from gateway.tickets import add_history
 from notifier import loopguard, message
+from notifier.templates import RenderError
 from notifier.outbox import outgoing_article, queue_mail
 
 
@@ -64,7 +65,11 @@ def send_auto_response(pipeline, session, decision, ticket, article) -> None:
         add_history(session, ticket, "AutoResponse", f"{kind} not sent: no system address",
                     article)
         return
-    subject, body = template.render(**context(pipeline, ticket, article, to.email, to.name))
+    try:
+        subject, body = template.render(**context(pipeline, ticket, article, to.email, to.name))
+    except RenderError as exc:
+        add_history(session, ticket, "AutoResponse", f"{kind} not sent: {exc}", article)
+        return
     subject = pipeline.numbers.add_to_subject(subject, ticket.number)
     mail = decision.mail
     msg = message.build(fqdn=config.fqdn, from_addr=sender.address, from_name=sender.name,

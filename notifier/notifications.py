@@ -7,12 +7,17 @@ skipped, and so is the agent whose own mail caused the event. Texts come from
 ``templates/notifications/<Event>.txt`` when present, else a built-in one."""
 from __future__ import annotations
 
+import logging
+
 from gateway.agents.reply import system_sender
 from gateway.pipeline import register_after_apply
 from gateway.ticket_number import TicketNumbers
 from gateway.tickets import add_history
 from notifier import message
 from notifier.outbox import queue_mail
+from notifier.templates import RenderError
+
+log = logging.getLogger("ticketgate.notifications")
 
 NEW_TICKET, FOLLOW_UP, LOCKED_FOLLOW_UP = "NewTicket", "FollowUp", "LockedFollowUp"
 REJECTED, UNLOCK_TIMEOUT, PENDING_REMINDER = "FollowUpRejected", "UnlockTimeout", \
@@ -65,13 +70,19 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
     numbers = TicketNumbers(config.ticket_number)
     template = config.templates.get(f"notifications/{event}.txt")
     for agent in agents:
+        rendered = None
         if template is not None:
             from notifier.autoresponse import context
 
             ctx = context(_Numbers(numbers, config), ticket, article, "", "")
-            subject, body = template.render(**ctx, agent={"login": agent.login,
-                                                          "name": agent.name},
-                                            event=event, detail=detail)
+            try:
+                rendered = template.render(**ctx, agent={"login": agent.login,
+                                                         "name": agent.name},
+                                           event=event, detail=detail)
+            except RenderError as exc:   # the built-in text still tells the agent
+                log.error("notification %s for ticket %s: %s", event, ticket.number, exc)
+        if rendered is not None:
+            subject, body = rendered
         else:
             subject = BUILTIN.get(event, event + ": {title}").format(queue=ticket.queue,
                                                                      title=ticket.title)

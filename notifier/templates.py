@@ -30,7 +30,17 @@ class Template:
     body: jinja2.Template
 
     def render(self, **context) -> tuple[str, str]:
-        return self.subject.render(**context).strip(), self.body.render(**context)
+        """(subject, body). A template that fails at run time (say ``{{ 1 / 0 }}``, or the
+        sandbox refusing something) raises RenderError, which callers record; it must never
+        fail the processing of the mail that caused it."""
+        try:
+            return self.subject.render(**context).strip(), self.body.render(**context)
+        except Exception as exc:  # noqa: BLE001 - anything a template can do wrong
+            raise RenderError(f"template {self.name!r}: {type(exc).__name__}: {exc}") from exc
+
+
+class RenderError(Exception):
+    pass
 
 
 def environment(root: Path) -> SandboxedEnvironment:

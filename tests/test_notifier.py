@@ -346,3 +346,21 @@ def test_wire_bytes_are_valid_smtp_for_long_and_non_ascii_values():
     assert parsed["Subject"] == "Grüße " + "x" * 300
     assert len(parsed["References"].split()) == 20
     assert parsed.get_content().replace("\r\n", "\n") == "Hallo Änne,\nline " + "y" * 1500 + "\n"
+
+
+def test_template_failing_at_run_time_never_fails_the_mail(conf_dir, make_app, smtp_sink):
+    """A template that compiles but fails when rendered: the mail still becomes a ticket, the
+    history says why no auto reply went out, agents get the built-in notification text."""
+    set_outbound(conf_dir, smtp_sink[0].port)
+    (conf_dir / "templates" / "auto_reply.txt").write_text("Subject: hi\n\n{{ 1 / 0 }}\n")
+    (conf_dir / "templates" / "notifications").mkdir(exist_ok=True)
+    (conf_dir / "templates" / "notifications" / "NewTicket.txt").write_text(
+        "Subject: {{ ticket.number.nope() }}\n\nx\n")
+    app = make_app()
+    out = run(app, make_mail(subject="still a ticket"))
+    assert out.status == "done" and out.action == "new_ticket"
+    with app.store.session() as s:
+        t = s.execute(select(Ticket).where(Ticket.number == out.ticket_number)).scalar_one()
+        assert any("auto_reply not sent: template 'auto_reply.txt': ZeroDivisionError"
+                   in h.message for h in t.history)
+    assert "notification" in sent_kinds(app) and "auto_reply" not in sent_kinds(app)
