@@ -4,7 +4,6 @@ STARTTLS + AUTH, connection limit, group commit under concurrency."""
 from __future__ import annotations
 
 import asyncio
-import re
 import smtplib
 import socket
 import sqlite3
@@ -19,6 +18,7 @@ from sqlalchemy import func, select
 from gateway.daemon import Daemon
 from gateway.store.models import InboundMail, Ticket
 from tests.conftest import free_port
+from tests.conftest import configure_daemon
 from tests.conftest import wait_for as _wait_for
 from tests.mails import make_mail
 
@@ -26,10 +26,7 @@ OK, RELAY_DENIED, TOO_BIG, TEMPFAIL, TOO_MANY_CONNS = 250, 550, 552, 451, 421
 
 
 def set_listeners(conf_dir, *listeners: str) -> None:
-    path = conf_dir / "ticketgate.yaml"
-    text = re.sub(r"\nlisteners:\n(?:  - .*\n)*", "\n", path.read_text())
-    text += "\nlisteners:\n" + "".join(f"  - {l}\n" for l in listeners)
-    path.write_text(text)
+    configure_daemon(conf_dir, listeners)
 
 
 class Running:
