@@ -19,7 +19,7 @@ sys.path.insert(0, str(_HERE.parent))
 from filters import safe_regex  # noqa: E402
 from filters.engine import FilterEngine, Limits  # noqa: E402
 from filters.rules import RuleParser  # noqa: E402
-from gateway.config import load_config  # noqa: E402
+from gateway.app import load_config  # noqa: E402
 from gateway.mail import parse  # noqa: E402
 
 WORDS = ("printer toner invoice outage router switch vpn password reset laptop monitor "

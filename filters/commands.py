@@ -1,18 +1,11 @@
-"""CLI sub-commands of the filters package (``ticketgate filters ...``).
-
-Importing this module also imports filters.engine, which registers the filters.d config loader;
-the CLI imports it while building its parser, so ``ticketgate check-config`` validates
-conf/filters.d even though check-config itself loads no plugins.
-"""
+"""CLI sub-commands of the filters package (``ticketgate filters ...``)."""
 from __future__ import annotations
-
-import filters.engine  # noqa: F401 - registers the conf/filters.d loader
 
 EX_OK = 0
 
 
 def cmd_filters_list(args) -> int:
-    from gateway.config import load_config
+    from gateway.app import load_config
 
     config = load_config(args.conf)
     for rule in config.filters:

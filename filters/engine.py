@@ -24,7 +24,7 @@ from pathlib import Path
 
 from filters import safe_regex
 from filters.rules import Rule, RuleParser, check_value
-from gateway.config import Problem, register_extension
+from gateway.config import ConfigSection, Problem
 from gateway.config.yamlload import ConfigError, LineDict, load_yaml
 
 log = logging.getLogger("ticketgate.filters")
@@ -318,7 +318,6 @@ def load_limits(config, problems: list[Problem]) -> Limits:
     return limits
 
 
-@register_extension
 def load_filters(config, problems: list[Problem]) -> None:
     """Config loader extension: conf/filters.d/*.yaml (+ optional conf/filters.yaml)."""
     try:
@@ -331,3 +330,6 @@ def load_filters(config, problems: list[Problem]) -> None:
         rules, limits = [], Limits()
     config.filters = rules
     config.filter_engine = FilterEngine(rules, limits, config)
+
+
+SECTION = ConfigSection("filters", load_filters)

@@ -1,26 +1,41 @@
-"""Wiring: load the configuration, open the store, build the pipeline. Used by the CLI, the
-daemon and tests, so all three run the same thing."""
+"""The composition root: the one place that knows every part of ticketgate and puts them
+together, explicitly and in order. The CLI, the daemon and the tests all start here, so all
+three run the same thing.
+
+``PARTS`` holds, in order: the sections of conf/ (the gateway's own, then those ``filters``
+and ``notifier`` export), the pre-filters, the after-apply hooks, the message-ID lookups,
+the scheduled jobs and the ingest source kinds. A name given twice is a start-up error
+(gateway.parts.Parts). Nothing is registered by importing a module.
+"""
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
-from gateway.config import Config, load_config
+import filters
+import notifier
+from gateway import config as config_pkg
+from gateway import daemon_config, sla
+from gateway.agents import acl, identity
+from gateway.config import Config
+from gateway.parts import Parts
 from gateway.pipeline import Pipeline
 from gateway.store.db import Store, open_store
 
-# Packages that add parts of their own to conf/ and the pipeline (config loaders and
-# after-apply hooks register themselves when imported). Missing ones are simply skipped.
-PLUGINS = ("gateway.sla", "gateway.daemon_config", "filters.engine", "notifier")
+PARTS = Parts(
+    sections=(identity.AGENT_AUTH_SECTION, acl.ACL_SECTION, sla.SECTION, daemon_config.SECTION,
+              *filters.CONFIG_SECTIONS, *notifier.CONFIG_SECTIONS),
+    prefilters=filters.PREFILTERS,
+    after_apply=notifier.AFTER_APPLY,
+    message_id_lookups=notifier.MESSAGE_ID_LOOKUPS,
+    jobs=notifier.JOBS,
+)
 
 
-def load_plugins() -> None:
-    for name in PLUGINS:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name and not name.startswith(str(exc.name)):
-                raise
+def load_config(conf_dir: str | Path, parts: Parts = PARTS) -> Config:
+    """Load and validate all of conf/ (every section of every package); ConfigError lists
+    every problem with file and line."""
+    return config_pkg.load_config(conf_dir, parts.sections)
 
 
 @dataclass
@@ -28,18 +43,19 @@ class App:
     config: Config
     store: Store
     pipeline: Pipeline
+    parts: Parts = PARTS
 
     def reload(self, conf_dir=None) -> Config:
         """Load a new config; swap it in only if it is valid (ConfigError otherwise)."""
-        config = load_config(conf_dir or self.config.dir)
-        self.config, self.pipeline = config, Pipeline(config)
+        config = load_config(conf_dir or self.config.dir, self.parts)
+        self.config, self.pipeline = config, Pipeline(config, self.parts)
         return config
 
 
-def open_app(conf_dir, *, database: str | None = None, migrate: bool = True) -> App:
-    load_plugins()
-    config = load_config(conf_dir)
+def open_app(conf_dir, *, database: str | None = None, migrate: bool = True,
+             parts: Parts = PARTS) -> App:
+    config = load_config(conf_dir, parts)
     if database:
         config.database_url = database
     store = open_store(config.database_url, run_migrations=migrate)
-    return App(config, store, Pipeline(config))
+    return App(config, store, Pipeline(config, parts), parts)

@@ -32,14 +32,15 @@ def _load(args):
 
 
 def cmd_check_config(args) -> int:
-    from gateway.app import load_plugins
-    from gateway.config import ConfigError, load_config
+    from gateway.app import PARTS, load_config
+    from gateway.config import ConfigError
 
-    load_plugins()
     if args.defaults:
         from gateway.config import schema
 
-        for title, spec in schema.SECTIONS.items():
+        tables = list(schema.SECTIONS.items())
+        tables += [table for part in PARTS.sections for table in part.keys]
+        for title, spec in tables:
             print(f"# {title}")
             for key, k in spec.items():
                 default = k.default() if callable(k.default) else k.default
@@ -151,18 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("process", help="process every pending mail (recovery after a crash)")
     p.set_defaults(func=cmd_process)
     commands.add_commands(sub)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # that part is not installed in this build
-            raise
-        module.add_commands(sub)
+    for name in COMMAND_MODULES:   # imported here: a command pays only for what it runs
+        importlib.import_module(name).add_commands(sub)
     return parser
 
 
-# Each part of ticketgate adds its own sub-commands: module.add_commands(subparsers).
+# The sub-commands of each part of ticketgate: module.add_commands(subparsers), in this order.
 COMMAND_MODULES = ("gateway.daemon_commands", "filters.commands", "notifier.commands",
                    "gateway.escalation_commands")
 

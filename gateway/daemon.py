@@ -4,7 +4,8 @@ account, an inbound worker, APScheduler for time-driven jobs, signals and sd_not
 - On start: process every pending mail (crash recovery), then listen and poll.
 - Inbound worker: ``process_pending`` in a thread, woken after each commit and every
   ``WORKER_INTERVAL`` seconds; one worker, so processing never races itself.
-- ``JOBS``: other parts append ``(name, func, seconds)``; ``func(app)`` runs in a thread.
+- Jobs: ``app.parts.jobs`` (gateway.parts.Job, from the composition root); ``job.run(app)``
+  runs in a thread every ``job.seconds``.
 - SIGHUP: reload conf/ (on ConfigError every problem is logged and the old config stays).
 - SIGTERM/SIGINT: stop listening, finish in-flight mails (commit + reply), exit 0.
 - systemd: READY=1 after start, WATCHDOG=1 from the event loop, STATUS=..., STOPPING=1.
@@ -21,9 +22,8 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from gateway.app import App
 from gateway.config import ConfigError
 from gateway.daemon_config import accounts_of, listeners_of
 from gateway.ingest.batch import GroupCommitter
@@ -31,36 +31,17 @@ from gateway.ingest.imap import Poller
 from gateway.ingest.smtp import Listener
 from gateway.processing import process_pending
 
+if TYPE_CHECKING:  # the daemon is handed an App; it never builds one
+    from gateway.app import App
+
 log = logging.getLogger("ticketgate.daemon")
 
-# (name, func(app), interval seconds): time-driven jobs of other parts (escalation, outbox).
-JOBS: list[tuple[str, Callable[[App], None], float]] = []
 WORKER_INTERVAL = 30.0
 WORKER_CHUNK = 5          # mails per worker call (one transaction each) when intake is quiet
 WORKER_YIELD = 0.1        # while SMTP intake is busy: one mail, then this pause (new mail first)
 STATUS_FILE = "daemon-status.json"
 STATUS_EVERY = 5.0
 CONFIG_CHECK = 3.0        # seconds between looks at conf/ for changed files
-
-
-def register_job(name: str, func: Callable[[App], None], seconds: float) -> None:
-    if any(n == name for n, _, _ in JOBS):
-        raise ValueError(f"job {name!r} registered twice")
-    JOBS.append((name, func, seconds))
-
-
-def register_plugin_jobs() -> None:
-    """Jobs that plugin packages (gateway.app.PLUGINS) declare as a module-level ``JOBS``
-    list; they don't import the daemon, so a pipe ``ingest`` never pays for its imports."""
-    import importlib
-
-    from gateway.app import PLUGINS
-
-    for name in PLUGINS:
-        module = importlib.import_module(name)
-        for job_name, func, seconds in getattr(module, "JOBS", ()):
-            if all(n != job_name for n, _, _ in JOBS):
-                register_job(job_name, func, seconds)
 
 
 def sd_notify(message: str) -> bool:
@@ -171,10 +152,9 @@ class Daemon:
         self.scheduler.add_job(self._check_config_files, "interval", seconds=CONFIG_CHECK,
                                id="config-files", name="reload on changed conf/ files",
                                max_instances=1, coalesce=True)
-        register_plugin_jobs()
-        for name, func, seconds in JOBS:
-            self.scheduler.add_job(self._run_job, "interval", args=[name, func],
-                                   seconds=seconds, id=f"job:{name}", name=name,
+        for job in self.app.parts.jobs:
+            self.scheduler.add_job(self._run_job, "interval", args=[job.name, job.run],
+                                   seconds=job.seconds, id=f"job:{job.name}", name=job.name,
                                    max_instances=1, coalesce=True)
         self.scheduler.start()
 
@@ -343,7 +323,7 @@ class Daemon:
                                  "mails": self.committer.mails},
                 "worker": {"processed": self.processed, "runs": self.worker_runs,
                            "last_run": self.last_worker_run},
-                "jobs": [name for name, _, _ in JOBS],
+                "jobs": self.app.parts.names("jobs"),
                 "reloads": self.reloads, "last_reload_error": self.last_reload_error}
 
     def write_status(self, stopped: bool = False) -> None:

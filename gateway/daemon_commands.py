@@ -10,7 +10,6 @@ import os
 import sys
 import time
 
-import gateway.daemon_config  # noqa: F401 - registers the config validation
 
 EX_OK, EX_TEMPFAIL, EX_CONFIG, EX_UNAVAILABLE = 0, 75, 78, 69
 

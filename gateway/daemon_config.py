@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import Problem, register_extension
+from gateway.config import ConfigSection, Problem
 
 PROTOCOLS = ("smtp", "lmtp")
 TLS_MODES = ("imaps", "starttls", "none")
@@ -276,7 +276,9 @@ def _resolve(config, path: str) -> Path:
     return (Path(config.dir) / os.path.expanduser(path)).resolve()
 
 
-@register_extension
 def validate(config, problems: list) -> None:
     listeners_of(config, problems)
     accounts_of(config, problems)
+
+
+SECTION = ConfigSection("daemon", validate)

@@ -49,20 +49,17 @@ def _article_by_message_id(session: Session, message_id: str) -> Article | None:
                            .order_by(Article.id.desc()).limit(1)).scalar()
 
 
-def _by_message_id(session: Session, message_id: str) -> Ticket | None:
+def _by_message_id(session: Session, message_id: str, lookups=()) -> Ticket | None:
+    """The ticket of our article with this Message-ID, else of another mail of ours that
+    ``lookups`` (gateway.parts.MessageIdLookup, e.g. the outbound queue) knows."""
     article = _article_by_message_id(session, message_id)
     if article is not None:
         return article.ticket
-    for lookup in MESSAGE_ID_LOOKUPS:
-        ticket = lookup(session, message_id)
+    for lookup in lookups:
+        ticket = lookup.find(session, message_id)
         if ticket is not None:
             return ticket
     return None
-
-
-# Other places that know Message-IDs of ours (the notifier's outbound queue registers here):
-# lookup(session, message_id) -> Ticket | None.
-MESSAGE_ID_LOOKUPS: list = []
 
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|fwd?|wg|sv|antw|vs|tr|rif|r)\s*(\[\d+\])?\s*:\s*)+",
@@ -106,7 +103,7 @@ def _follow_merges(session: Session, ticket: Ticket) -> tuple[Ticket, list[str]]
 
 
 def find_ticket(session: Session, mail: ParsedMail, numbers: TicketNumbers,
-                settings: dict) -> FollowUpMatch | None:
+                settings: dict, lookups=()) -> FollowUpMatch | None:
     candidates: list[tuple[str, str, callable]] = []
     for number in numbers.find(mail.subject):
         candidates.append(("subject", number, _by_number))
@@ -117,7 +114,7 @@ def find_ticket(session: Session, mail: ParsedMail, numbers: TicketNumbers,
             if article is not None:
                 return article.ticket if _reference_trusted(mode, mail, article) else None
             if mode == "always":  # a mail we sent that is not an article (e.g. a notification)
-                return _by_message_id(session, mid)
+                return _by_message_id(session, mid, lookups)
             return None
 
         for mid in mail.in_reply_to:

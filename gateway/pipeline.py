@@ -3,8 +3,8 @@
 ``decide()`` reads but never writes: pre-filters -> postmaster filters -> follow-up detection
 -> routing. It returns a Decision with a trace of every step, which ``ticketgate test-mail``
 prints and ``apply()`` stores in the ticket history. ``apply()`` writes the ticket, article,
-attachments and history in the caller's transaction and then runs the registered after-apply
-hooks (the notifier) in that same transaction.
+attachments and history in the caller's transaction and then runs the after-apply hooks the
+composition root gave it (the notifier's, in order) in that same transaction.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from gateway.config.model import Config
 from gateway.followup import FollowUpMatch, find_ticket
 from gateway.intake import Envelope
 from gateway.mail import ParsedMail
+from gateway.parts import Parts
 from gateway.store.models import Ticket
 from gateway.ticket_number import TicketNumbers
 
@@ -55,13 +56,16 @@ class Decision:
 
 
 class Pipeline:
-    """Holds the config-derived helpers; one per loaded config (swapped on reload)."""
+    """Holds the config-derived helpers and the parts it runs (pre-filters, after-apply
+    hooks, message-ID lookups from gateway.app); one per loaded config (swapped on reload)."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, parts: Parts):
         self.config = config
         self.numbers = TicketNumbers(config.ticket_number)
         self.steps = routing.build_steps(config)
-        self.after_apply: list = list(AFTER_APPLY)
+        self.prefilters = parts.prefilters
+        self.after_apply = parts.after_apply
+        self.message_id_lookups = parts.message_id_lookups
 
     def decide(self, session: Session, mail: ParsedMail, envelope: Envelope) -> Decision:
         decision = Decision(mail=mail, envelope=envelope)
@@ -72,7 +76,8 @@ class Pipeline:
         return decision
 
     def find_follow_up(self, session: Session, mail: ParsedMail) -> FollowUpMatch | None:
-        return find_ticket(session, mail, self.numbers, self.config.follow_up)
+        return find_ticket(session, mail, self.numbers, self.config.follow_up,
+                           self.message_id_lookups)
 
     def apply(self, session: Session, decision: Decision, inbound_id: int | None = None):
         """Write the decision; returns (ticket, article) or (None, None) for ignored mail."""
@@ -80,16 +85,5 @@ class Pipeline:
 
         ticket, article = applier.apply(self, session, decision, inbound_id)
         for hook in self.after_apply:
-            hook(self, session, decision, ticket, article)
+            hook.run(self, session, decision, ticket, article)
         return ticket, article
-
-
-# Hooks run after apply() in the same transaction: hook(pipeline, session, decision, ticket,
-# article). The notifier registers itself here to queue auto-responses and notifications.
-AFTER_APPLY: list = []
-
-
-def register_after_apply(hook):
-    if hook not in AFTER_APPLY:
-        AFTER_APPLY.append(hook)
-    return hook

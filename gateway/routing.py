@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hmac
 
-from gateway import agents  # noqa: F401 - registers agent_auth and acl.d config loaders
 from gateway.config.model import Config
 
 
@@ -28,9 +27,12 @@ def merge_settings(target: dict, new: dict) -> None:
 
 # -- 1. built-in pre-filters ----------------------------------------------------------------
 def prefilters(pipeline, session, decision) -> None:
-    from filters.builtin import run_prefilters
-
-    for verdict in run_prefilters(pipeline.config, decision.mail, decision.envelope):
+    config = pipeline.config
+    for unit in pipeline.prefilters:
+        settings = config.prefilters[unit.name]
+        if not settings["enabled"]:
+            continue
+        verdict = unit.check(decision.mail, decision.envelope, settings, config)
         if verdict.hit:
             decision.flags[verdict.name] = dict(verdict.data, reason=verdict.reason)
             decision.note("prefilter", f"{verdict.name}: {verdict.reason}", **verdict.data)
@@ -102,7 +104,8 @@ def follow_up(pipeline, session, decision) -> None:
     if bounce and match is None and bounce.get("original_message_id"):
         from gateway.followup import _by_message_id, _follow_merges
 
-        ticket = _by_message_id(session, bounce["original_message_id"])
+        ticket = _by_message_id(session, bounce["original_message_id"],
+                                pipeline.message_id_lookups)
         if ticket is not None:
             ticket, chain = _follow_merges(session, ticket)
             from gateway.followup import FollowUpMatch
@@ -247,9 +250,9 @@ def auto_response(pipeline, session, decision) -> None:
     if kind is None:
         return
     reason = None
-    for flag in ("loop", "auto_submitted", "bounce", "spam"):
-        if flag in decision.flags:
-            reason = f"{flag}: {decision.flags[flag].get('reason', '')}"
+    for unit in pipeline.prefilters:
+        if unit.silences_auto_response and unit.name in decision.flags:
+            reason = f"{unit.name}: {decision.flags[unit.name].get('reason', '')}"
             break
     if reason is None and decision.sender_type == "agent":
         reason = "sender is an agent"

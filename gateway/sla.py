@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gateway.config import Problem, register_extension
+from gateway.config import ConfigSection, Problem
 from gateway.config.schema import Key, section
 from gateway.config.yamlload import ConfigError, LineDict, load_yaml
 
@@ -59,7 +59,6 @@ def find(config, fields: dict, dynamic_fields: dict | None) -> SLA | None:
     return None
 
 
-@register_extension
 def load_slas(config, problems: list[Problem]) -> None:
     from gateway.escalation import EscalationTimes
 
@@ -111,3 +110,6 @@ def load_slas(config, problems: list[Problem]) -> None:
                                     f"SLA {s['name']!r}: escalation: {exc}"))
             continue
         config.slas.append(SLA(s["name"], patterns, s["calendar"], times))
+
+
+SECTION = ConfigSection("slas", load_slas)

@@ -1,14 +1,21 @@
 """Everything ticketgate sends: auto-responses, agent notifications, escalation events and
-timers, all through the durable outbound queue. Importing this package registers its config
-loaders and its after-apply hooks; ``JOBS`` lists its periodic jobs for the daemon."""
-from gateway.followup import MESSAGE_ID_LOOKUPS
+timers, all through the durable outbound queue.
+
+Importing this package wires nothing: ``gateway.app`` (the composition root) takes the parts
+listed here and puts them in place, in these orders."""
+from gateway.parts import AfterApply, Job, MessageIdLookup
 from notifier import autoresponse, escalation_watch, notifications, outbox, templates, timers
 
-if outbox.ticket_for_message_id not in MESSAGE_ID_LOOKUPS:
-    MESSAGE_ID_LOOKUPS.append(outbox.ticket_for_message_id)
+# Parts of conf/ this package reads, loaded in this order (templates need the queues).
+CONFIG_SECTIONS = (outbox.SECTION, templates.SECTION)
 
-# (name, func(app), seconds) for the daemon's scheduler (gateway.daemon collects them)
-JOBS = [("outbound sender", outbox.job, 10.0), ("escalation scan", escalation_watch.job, 60.0),
-        ("ticket timers", timers.job, 60.0)]
+# Run after a mail is applied, in its transaction. The auto-response is queued before the
+# agents are notified (the notification then lists it in the ticket's history).
+AFTER_APPLY = (AfterApply("auto response", autoresponse.send_auto_response),
+               AfterApply("agent notifications", notifications.notify_agents))
 
-__all__ = ["autoresponse", "escalation_watch", "notifications", "outbox", "templates", "timers"]
+# Replies to our notifications (not stored as articles) still find their ticket.
+MESSAGE_ID_LOOKUPS = (MessageIdLookup("outbound queue", outbox.ticket_for_message_id),)
+
+JOBS = (Job("outbound sender", outbox.job, 10.0), Job("escalation scan", escalation_watch.job, 60.0),
+        Job("ticket timers", timers.job, 60.0))

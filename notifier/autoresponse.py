@@ -5,7 +5,6 @@ detection, so a reply to it joins the ticket) and a history line with its subjec
 from __future__ import annotations
 
 from gateway.agents.reply import system_sender
-from gateway.pipeline import register_after_apply
 from gateway.tickets import add_history
 from notifier import loopguard, message
 from notifier.templates import RenderError
@@ -40,7 +39,6 @@ def recipient(mail):
     return None
 
 
-@register_after_apply
 def send_auto_response(pipeline, session, decision, ticket, article) -> None:
     kind = decision.auto_response
     if ticket is None or kind is None or decision.auto_response_suppressed:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 from gateway.agents.reply import system_sender
-from gateway.pipeline import register_after_apply
 from gateway.ticket_number import TicketNumbers
 from gateway.tickets import add_history
 from notifier import message
@@ -119,14 +118,13 @@ EVENT_FOR_ACTION = {"new_ticket": NEW_TICKET, "new_ticket_closed": NEW_TICKET,
                     "follow_up": FOLLOW_UP, "reject": REJECTED}
 
 
-@register_after_apply
 def notify_agents(pipeline, session, decision, ticket, article) -> None:
     event = EVENT_FOR_ACTION.get(decision.action)
     if ticket is None or event is None or decision.sender_type == "agent":
         return  # an agent's own mail is not news to the agents
-    if "loop" in decision.flags or \
-            (decision.flags.get("auto_submitted") or {}).get("kind") == "loop":
-        return  # our own mail coming back (loop header, own address): never notify on it
+    if any(unit.silences_notifications(decision.flags[unit.name])
+           for unit in pipeline.prefilters if unit.name in decision.flags):
+        return  # e.g. our own mail coming back (auto_submitted kind loop): never notify on it
     if event == FOLLOW_UP and ticket.locked and ticket.owner:
         event = LOCKED_FOLLOW_UP
     session.flush()

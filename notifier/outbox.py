@@ -26,7 +26,7 @@ from email.message import Message
 import aiosmtplib
 from sqlalchemy import or_, select
 
-from gateway.config import Problem, register_extension
+from gateway.config import ConfigSection, Problem
 from gateway.config.schema import Key, section
 from gateway.store.models import Article, Ticket, utcnow
 from gateway.tickets import add_history
@@ -62,7 +62,6 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{unit: int(m.group(1))})
 
 
-@register_extension
 def load_outbound(config, problems: list[Problem]) -> None:
     raw = config.raw.get("outbound") or {}
     settings = section(raw, OUTBOUND, problems, "outbound")
@@ -78,6 +77,9 @@ def load_outbound(config, problems: list[Problem]) -> None:
                                 f"outbound.give_up_after: {exc}"))
         settings["give_up_after_td"] = timedelta(days=4)
     config.outbound = settings
+
+
+SECTION = ConfigSection("outbound", load_outbound)
 
 
 def queue_mail(session, message: Message, *, mail_from: str, rcpt_to: list[str],

@@ -20,7 +20,7 @@ from pathlib import Path
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from gateway.config import Problem, register_extension
+from gateway.config import ConfigSection, Problem
 
 
 @dataclass
@@ -82,7 +82,6 @@ def load_template(root: Path, name: str, problems: list[Problem], where: str) ->
     return None
 
 
-@register_extension
 def load_templates(config, problems: list[Problem]) -> None:
     """Compile every template a queue names, and every notification template present."""
     root = config.dir / "templates"
@@ -107,3 +106,6 @@ def load_templates(config, problems: list[Problem]) -> None:
                 if config.files is not None:
                     config.files.append(path)
     config.templates = templates
+
+
+SECTION = ConfigSection("templates", load_templates)

@@ -8,7 +8,8 @@ import pytest
 
 from gateway.agents.acl import Pattern
 from gateway.agents.commands import check_all, parse
-from gateway.config import ConfigError, load_config
+from gateway.app import load_config
+from gateway.config import ConfigError
 from gateway.config.model import Agent
 from tests.test_agent_commands import fake_ticket
 from tests.test_agent_identity import (add_agent_auth, agent_mail, ingest_with,  # noqa: F401

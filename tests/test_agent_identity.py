@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import select
 
 import gateway.agents  # noqa: F401 - registers the agent_auth and acl.d loaders
-from gateway.config import ConfigError, load_config
+from gateway.app import load_config
+from gateway.config import ConfigError
 from gateway.intake import Envelope
 from gateway.mail import parse
 from gateway.store.models import Ticket

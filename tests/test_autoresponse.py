@@ -129,7 +129,8 @@ def test_queue_without_template_sends_nothing(sink_app):
 
 
 def test_template_syntax_error_is_a_config_error_with_file_and_line(conf_dir):
-    from gateway.config import ConfigError, load_config
+    from gateway.app import load_config
+    from gateway.config import ConfigError
 
     (conf_dir / "templates" / "auto_reply.txt").write_text(
         "Subject: {{ ticket.hook }} hello\n\nDear {{ customer.name }},\n{% if x %}never closed\n")
@@ -139,7 +140,8 @@ def test_template_syntax_error_is_a_config_error_with_file_and_line(conf_dir):
 
 
 def test_unknown_template_file_is_a_config_error(conf_dir):
-    from gateway.config import ConfigError, load_config
+    from gateway.app import load_config
+    from gateway.config import ConfigError
 
     path = conf_dir / "queues.yaml"
     path.write_text(path.read_text().replace("auto_reject: auto_reject.txt,",
@@ -150,7 +152,8 @@ def test_unknown_template_file_is_a_config_error(conf_dir):
 
 
 def test_sandbox_refuses_unsafe_attribute_access(conf_dir):
-    from gateway.config import ConfigError, load_config
+    from gateway.app import load_config
+    from gateway.config import ConfigError
 
     (conf_dir / "templates" / "auto_reply.txt").write_text(
         "Subject: x\n\n{{ ticket.__class__.__mro__ }}\n")

@@ -159,25 +159,27 @@ def test_pending_mail_processed_on_start(conf_dir, tmp_path):
         assert proc.wait(30) == 0
 
 
-def test_registered_jobs_run_in_a_thread_with_the_app(make_app, conf_dir):
+def test_the_apps_jobs_run_in_a_thread_with_the_app(make_app, conf_dir):
+    import dataclasses
     import threading
 
     from gateway import daemon
+    from gateway.app import PARTS
+    from gateway.parts import Job
 
     configure(conf_dir)
     app = make_app()
     calls = []
-    name = f"test-job-{time.monotonic_ns()}"
-    daemon.register_job(name, lambda a: calls.append((a, threading.current_thread().name)), 0.2)
-    try:
-        async def main():
-            d = daemon.Daemon(app, imap=False)
-            await d.start()
-            await asyncio.sleep(0.9)
-            await d.stop()
-        asyncio.run(main())
-    finally:
-        daemon.JOBS[:] = [j for j in daemon.JOBS if j[0] != name]
+    job = Job("test job", lambda a: calls.append((a, threading.current_thread().name)), 0.2)
+    app.parts = dataclasses.replace(PARTS, jobs=(job,))
+
+    async def main():
+        d = daemon.Daemon(app, imap=False)
+        await d.start()
+        await asyncio.sleep(0.9)
+        assert d.status()["jobs"] == ["test job"]
+        await d.stop()
+    asyncio.run(main())
     assert len(calls) >= 2 and calls[0][0] is app
     assert calls[0][1] != threading.main_thread().name
 
@@ -247,22 +249,16 @@ def test_sigterm_under_load_finishes_in_flight_mails(conf_dir, tmp_path):
     assert set(acked) <= stored   # every 250 is in the database
 
 
-def test_plugin_jobs_are_collected_without_importing_the_daemon():
+def test_the_composition_root_does_not_import_the_daemon():
+    """A pipe ``ingest`` builds the whole app but never pays for the daemon's imports."""
     import subprocess
     import sys
 
-    code = ("import sys, gateway.app as a; a.load_plugins(); "
+    code = ("import sys, gateway.app as a; a.load_config('conf'); "
             "print('gateway.daemon' in sys.modules, 'aiosmtpd' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(Path(__file__).resolve().parent.parent))
     assert out.stdout.split() == ["False", "False"], out.stderr
-    from gateway import daemon
-
-    daemon.register_plugin_jobs()
-    daemon.register_plugin_jobs()          # idempotent: a second daemon start is fine
-    names = [n for n, _, _ in daemon.JOBS]
-    assert {"outbound sender", "escalation scan", "ticket timers"} <= set(names)
-    assert len(names) == len(set(names))
 
 
 def test_changed_conf_file_is_reloaded_and_a_broken_one_keeps_the_old(conf_dir, make_app):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import filters.engine  # noqa: F401 - registers the filters.d loader
 from filters.safe_regex import catastrophic_shape
-from gateway.config import ConfigError, load_config
+from gateway.app import load_config
+from gateway.config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

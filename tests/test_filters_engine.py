@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 import filters.engine  # noqa: F401 - registers the filters.d loader
 from filters import safe_regex
-from gateway.config import load_config
+from gateway.app import load_config
 from gateway.mail import parse
 from gateway.store.models import InboundMail, Ticket
 

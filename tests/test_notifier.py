@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from gateway.app import open_app
-from gateway.config import ConfigError, load_config
+from gateway.app import load_config
+from gateway.config import ConfigError
 from gateway.intake import accept
 from gateway.processing import process_inbound
 from gateway.store.models import Ticket, utcnow

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from gateway.intake import accept
 from gateway.processing import process_batch, process_inbound, process_pending, requeue
+from gateway.parts import AfterApply
 from gateway.store.models import Article, InboundMail, Ticket
 from tests.mails import make_mail
 
@@ -16,7 +17,7 @@ def poison(app, word="POISON"):
     def hook(pipeline, session, decision, ticket, article):
         if word in decision.mail.subject:
             raise RuntimeError(f"simulated bug on {decision.mail.subject!r}")
-    app.pipeline.after_apply.append(hook)
+    app.pipeline.after_apply = (*app.pipeline.after_apply, AfterApply("poison", hook))
 
 
 def statuses(app):
@@ -48,7 +49,7 @@ def test_repeated_failure_quarantines_and_reprocess_recovers(app):
     assert out.status == "quarantined"
     assert statuses(app) == {"quarantined": 1}
     assert process_pending(app.store, app.pipeline) == []     # not retried forever
-    app.pipeline.after_apply.pop()                            # "the bug is fixed"
+    app.pipeline.after_apply = app.pipeline.after_apply[:-1]  # "the bug is fixed"
     assert requeue(app.store, accepted.inbound_id)
     out = process_inbound(app.store, app.pipeline, accepted.inbound_id)
     assert out.status == "done" and out.action == "new_ticket"

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from gateway.config import ConfigError, load_config
+from gateway.app import load_config
+from gateway.config import ConfigError
 from gateway.store.models import Ticket
 from gateway.tickets import touch
 from tests.mails import make_mail

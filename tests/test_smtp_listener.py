@@ -279,12 +279,9 @@ def test_many_clients_share_commits(running):
 
 
 def test_config_errors_name_file_and_line(conf_dir):
-    from gateway.app import load_plugins
-    from gateway.config import ConfigError, load_config
+    from gateway.app import load_config
+    from gateway.config import ConfigError
 
-    import gateway.daemon_config  # noqa: F401
-
-    load_plugins()
     set_listeners(conf_dir, "{name: mx, protocol: smtpx, port: 99999}",
                   "{name: mx, port: 25, tls_cert: /nonexistent.pem, queue: Nope, bogus: 1}")
     with pytest.raises(ConfigError) as exc:

@@ -27,6 +27,8 @@ import re
 from collections.abc import Iterable
 
 from filters.builtin.verdict import Verdict
+from gateway.config.schema import Key
+from gateway.parts import Prefilter
 from gateway.mail import ParsedMail
 
 NAME = "auto_submitted"
@@ -184,3 +186,32 @@ def check(
         return hit("null-sender", "Return-Path: <>")
 
     return Verdict(NAME, False, "", {"kind": None, "out_of_office": False})
+
+
+def _check(mail, envelope, settings, config) -> Verdict:
+    kwargs = {"system_addresses": [sa.address for sa in config.system_addresses],
+              "loop_header": settings["loop_header"],
+              "own_domains": [config.fqdn] if config.fqdn != "localhost" else []}
+    if settings["noreply_regex"]:
+        kwargs["noreply_regex"] = settings["noreply_regex"]
+    return check(mail, **kwargs)
+
+
+def _validate(settings, config) -> list:
+    try:
+        re.compile(settings["noreply_regex"] or DEFAULT_NOREPLY_REGEX)
+    except re.error as exc:
+        return [("noreply_regex", f"not a regular expression: {exc}")]
+    return []
+
+
+PREFILTER = Prefilter(
+    NAME, _check, doc="loops, RFC 3834 auto-replies, out-of-office, bulk and no-reply senders",
+    settings={"loop_header": Key(str, DEFAULT_LOOP_HEADER, "header our own mail carries; "
+                                                           "seeing it back is a loop"),
+              "noreply_regex": Key(str, None, "sender addresses that are machines (default: "
+                                              "mailer-daemon, postmaster, no-reply, ...)")},
+    silences_auto_response=True,
+    # our own mail coming back (loop header, own address): never notify agents on it
+    silences_notifications=lambda data: data.get("kind") == "loop",
+    validate=_validate)

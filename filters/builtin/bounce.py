@@ -32,6 +32,7 @@ import re
 from email.message import Message
 
 from filters.builtin.verdict import Verdict
+from gateway.parts import Prefilter
 from gateway.mail import ParsedMail
 
 NAME = "bounce"
@@ -522,3 +523,8 @@ def check(mail: ParsedMail) -> Verdict:
     permanent = not (_DELAY_TEXT.search(subject) or _DELAY_TEXT.search(report[:4000]))
     return _result(True, reason, kind="bounce", recipients=recipients, status=status, permanent=permanent,
                    reason=why, original_message_id=orig_id, format=strong or weak or "subject")
+
+
+PREFILTER = Prefilter(NAME, lambda mail, envelope, settings, config: check(mail),
+                      doc="delivery status notifications and other bounces of our mail",
+                      silences_auto_response=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 
 from filters.builtin.verdict import Verdict
+from gateway.config.schema import Key
+from gateway.parts import Prefilter
 from gateway.mail import ParsedMail
 
 NAME = "spam"
@@ -66,3 +68,32 @@ def check(mail: ParsedMail) -> Verdict:
         return Verdict(NAME, True, f"X-Spam: {rspamd_spam.strip()}", data)
 
     return Verdict(NAME, False, "", data)
+
+
+def _check(mail, envelope, settings, config) -> Verdict:
+    verdict = check(mail)
+    if not verdict.hit:
+        return verdict
+    action, data = settings["action"], dict(verdict.data)
+    if action == "drop":
+        data["ignore"] = True
+    elif action == "queue" and settings["queue"]:
+        data["settings"] = {"set": {"queue": settings["queue"]}}
+    return Verdict(verdict.name, True, f"{verdict.reason} (action: {action})", data)
+
+
+def _validate(settings, config) -> list:
+    if settings["action"] == "queue" and not settings["queue"]:
+        return [("action", "spam action 'queue' needs a queue")]
+    if settings["queue"] and settings["queue"] not in config.queues:
+        return [("queue", f"unknown queue {settings['queue']!r}")]
+    return []
+
+
+PREFILTER = Prefilter(
+    NAME, _check, doc="spam verdicts of an upstream SpamAssassin or rspamd",
+    settings={"action": Key(str, "mark", "what a spam verdict does: mark (flag the article) | "
+                                         "queue (put a new ticket in `queue`) | drop",
+                            choices=("mark", "queue", "drop")),
+              "queue": Key(str, None, "queue for spam when action is queue")},
+    silences_auto_response=True, validate=_validate)

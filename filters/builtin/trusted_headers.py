@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from filters.builtin.verdict import Verdict
+from gateway.parts import Prefilter
 
 NAME = "trusted_headers"
 FIELDS = {
@@ -58,3 +59,11 @@ def check(mail, *, trusted: bool) -> Verdict:
     if unknown:
         reason += f"; unknown {', '.join(unknown)}"
     return Verdict(NAME, True, reason, data)
+
+
+def _check(mail, envelope, settings, config) -> Verdict:
+    return check(mail, trusted=bool(envelope.trusted))
+
+
+PREFILTER = Prefilter(
+    NAME, _check, doc="X-Ticket-*/X-OTRS-* control headers, honoured from trusted sources only")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gateway.config.loader import register_extension
+from gateway.config.section import ConfigSection
 from gateway.config.yamlload import ConfigError, LineDict, LineList, Problem, load_yaml
 
 ACTIONS = ("reply", "note", "close", "state", "pending", "move", "owner", "responsible",
@@ -362,7 +362,6 @@ class _Loader:
         return self.acl(item["Name"], body, item, "Name")
 
 
-@register_extension
 def load_acls(config, problems: list[Problem]) -> None:
     acls: dict[str, Acl] = {}
     folder = config.dir / "acl.d"
@@ -388,3 +387,6 @@ def load_acls(config, problems: list[Problem]) -> None:
                                                             f"(also {acls[acl.name].file})"))
             acls[acl.name] = acl
     config.acl = AclEngine(list(acls.values()), config.superusers)
+
+
+ACL_SECTION = ConfigSection("acl", load_acls)

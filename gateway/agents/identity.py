@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config.loader import register_extension
+from gateway.config.section import ConfigSection
 from gateway.config.yamlload import LineDict, Problem
 
 METHODS = ("token", "dkim", "authentication_results", "smtp_auth")
@@ -71,7 +71,6 @@ def _compile_format(fmt: str) -> re.Pattern:
 
 
 # ---- config ---------------------------------------------------------------------------------
-@register_extension
 def load_agent_auth(config, problems: list[Problem]) -> None:
     raw = config.raw.get("agent_auth") or {}
     where = raw if isinstance(raw, LineDict) else None
@@ -135,6 +134,9 @@ def load_agent_auth(config, problems: list[Problem]) -> None:
         bad("methods", "method 'authentication_results' needs trusted_authserv_id")
     if raw.get("trusted_authserv_id"):
         settings.trusted_authserv_id = str(raw["trusted_authserv_id"]).lower()
+
+
+AGENT_AUTH_SECTION = ConfigSection("agent_auth", load_agent_auth)
 
 
 # ---- proofs ---------------------------------------------------------------------------------

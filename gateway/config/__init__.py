@@ -1,6 +1,10 @@
-"""Configuration: load and validate conf/ (see loader.py), typed model in model.py."""
-from gateway.config.loader import load_config, register_extension
+"""Configuration: load and validate conf/ (see loader.py), typed model in model.py.
+
+This package imports no application code: the parts of conf/ that other packages own are
+``ConfigSection`` units that ``gateway.app`` passes to ``load_config``."""
+from gateway.config.loader import load_config
 from gateway.config.model import Config
+from gateway.config.section import ConfigSection
 from gateway.config.yamlload import ConfigError, Problem
 
-__all__ = ["Config", "ConfigError", "Problem", "load_config", "register_extension"]
+__all__ = ["Config", "ConfigError", "ConfigSection", "Problem", "load_config"]

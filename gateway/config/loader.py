@@ -6,9 +6,11 @@ like ``nginx -t``. Nothing is half-applied: callers swap configs only after a cl
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.config import schema as S
+from gateway.config.section import ConfigSection
 from gateway.config.model import Agent, Config, Queue, Role, SystemAddress
 from gateway.config.yamlload import ConfigError, LineDict, Problem, load_yaml
 
@@ -25,10 +27,10 @@ def _optional(path: Path, problems: list[Problem], display: str):
         return None
 
 
-def load_config(conf_dir: str | Path) -> Config:
-    from gateway.app import load_plugins
-
-    load_plugins()  # every part of conf/ is validated, whoever calls us
+def load_config(conf_dir: str | Path, sections: Sequence[ConfigSection] = ()) -> Config:
+    """The core of conf/ (ticketgate.yaml, calendars, agents, queues), then each of
+    ``sections`` in order. ``gateway.app.load_config`` passes every section of the product;
+    this module imports none of them."""
     conf_dir = Path(conf_dir).resolve()
     problems: list[Problem] = []
     if not (conf_dir / "ticketgate.yaml").is_file():
@@ -129,8 +131,8 @@ def load_config(conf_dir: str | Path) -> Config:
         superusers=list(agents_file["superusers"]), system_addresses=system_addresses,
         states=states, priorities=priorities, default_priority=main["default_priority"],
         calendars=calendars, raw=raw, files=files)
-    for hook in _EXTENSIONS:
-        hook(config, problems)
+    for part in sections:
+        part.load(config, problems)
     if problems:
         raise ConfigError(problems)
     return config
@@ -159,17 +161,6 @@ class _Anything(dict):
 
     def __bool__(self) -> bool:
         return False
-
-
-# Other packages (filters, notifier) register loaders for their own parts of conf/ here.
-_EXTENSIONS: list = []
-
-
-def register_extension(func):
-    """``func(config, problems)`` loads and validates one more part of conf/ (e.g. filters.d)."""
-    if func not in _EXTENSIONS:
-        _EXTENSIONS.append(func)
-    return func
 
 
 def _at(mapping, key, message) -> Problem:

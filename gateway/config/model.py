@@ -73,8 +73,15 @@ class Config:
     priorities: list[str]
     default_priority: str
     calendars: dict[str, Any]         # name -> gateway.calendars.Calendar
+    # Set by the ConfigSection units gateway.app passes to load_config (one field each):
     filters: list = field(default_factory=list)     # filters.engine rules, in order
-    templates: dict[str, Any] = field(default_factory=dict)
+    filter_engine: Any = None                       # filters.engine.FilterEngine
+    prefilters: dict[str, dict] = field(default_factory=dict)  # name -> its settings
+    templates: dict[str, Any] = field(default_factory=dict)    # notifier.templates.Template
+    outbound: dict = field(default_factory=dict)    # notifier.outbox OUTBOUND settings
+    agent_auth: Any = None                          # gateway.agents.identity.AuthSettings
+    acl: Any = None                                 # gateway.agents.acl.AclEngine
+    slas: list = field(default_factory=list)        # gateway.sla.SLA, in order
     raw: dict = field(default_factory=dict)          # other sections, validated by their owners
     files: list[Path] = field(default_factory=list)  # every file read (for reload on change)
 

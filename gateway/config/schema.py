@@ -16,6 +16,7 @@ class Key:
     type: type | tuple
     default: Any
     doc: str
+    choices: tuple = ()   # the allowed values, when only a few are
 
 
 def _type_name(t) -> str:
@@ -50,6 +51,11 @@ def section(mapping, spec: dict[str, Key], problems: list[Problem], where: str) 
         if not _isinstance(value, want):
             problems.append(Problem(_file(mapping), line,
                                     f"{where}: {key!r} must be {_type_name(want)}, got {value!r}"))
+            continue
+        if spec[key].choices and value not in spec[key].choices:
+            problems.append(Problem(_file(mapping), line,
+                                    f"{where}: {key!r} must be one of "
+                                    f"{', '.join(map(str, spec[key].choices))}, got {value!r}"))
             continue
         out[key] = value
     return out
