@@ -143,7 +143,7 @@ def _agent_work(pipeline, session, ticket, article, decision) -> None:
     """Apply an agent's accepted #commands, queue the reply to the customer and the answer
     about refused commands to the agent (gateway/agents)."""
     from gateway.agents import reply
-    from gateway.agents.commands import apply_changes
+    from gateway.agents.mail_commands import apply_changes
 
     work = getattr(decision, "agent_work", None)
     if decision.sender_type != "agent" or work is None:

@@ -49,7 +49,7 @@ class Decision:
     auto_response: str | None = None
     auto_response_suppressed: str | None = None
     trace: list[TraceLine] = field(default_factory=list)
-    agent_work: object = None   # gateway.agents.commands.AgentWork for a proven agent's mail
+    agent_work: object = None   # gateway.agents.mail_commands.AgentWork for a proven agent's mail
 
     def note(self, step: str, message: str, **data) -> None:
         self.trace.append(TraceLine(step, message, data))

@@ -233,7 +233,7 @@ def queue_for_new_ticket(pipeline, session, decision) -> None:
 
 # -- 6. an agent's #commands and reply rights (checked here, applied in gateway/apply.py) -----
 def agent_commands(pipeline, session, decision) -> None:
-    from gateway.agents.commands import decide_work
+    from gateway.agents.mail_commands import decide_work
 
     if decision.sender_type != "agent":
         return

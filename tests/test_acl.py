@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from gateway.agents.acl import Pattern
-from gateway.agents.commands import check_all, parse
+from gateway.agents.mail_commands import check_all, parse
 from gateway.app import load_config
 from gateway.config import ConfigError
 from gateway.config.model import Agent

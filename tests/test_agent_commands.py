@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway.agents.commands import RIGHTS, check_all, parse
+from gateway.agents.mail_commands import BY_NAME, check_all, parse
 from gateway.config.model import Agent
 from tests.mails import make_mail
 from tests.test_agent_identity import (agent_app, agent_mail, customer_ticket,  # noqa: F401
@@ -61,7 +61,9 @@ CASES = [("#state closed successful", "rw"), ("#queue Hardware", "rw"),
 
 
 def test_every_command_has_a_case():
-    assert {c.split()[0][1:] for c, _ in CASES} == set(RIGHTS) - {"reply"}
+    assert {c.split()[0][1:] for c, _ in CASES} == set(BY_NAME)
+    assert {c.split()[0][1:]: right for c, right in CASES} == \
+        {name: row.right for name, row in BY_NAME.items()}
 
 
 @pytest.mark.parametrize("line, right", CASES)

@@ -1,4 +1,5 @@
-"""``#commands`` at the top of an agent's mail: parse them, check rights and ACLs (decide, no
+"""Mail commands: the ``#commands`` at the top of an agent's mail (not the ``ticketgate`` CLI
+sub-commands, which live in gateway/cli/). Parse them, check rights and ACLs (decide, no
 writes), and apply the accepted ones (in the mail's transaction).
 
     #state closed successful      #queue Hardware::Printer     #owner tmoore
@@ -9,25 +10,17 @@ writes), and apply the accepted ones (in the mail's transaction).
 Commands are the lines at the top of the body, before the first line of text (blank lines
 between them are allowed). Each is checked on its own; a refused or unknown one is answered to
 the agent and the rest still goes through. Rights (agents.yaml) on the ticket queue's group:
-see RIGHTS below and docs/agents.md.
+see MAIL_COMMANDS below and docs/agents.md. To add a command: its argument parser and one row
+in MAIL_COMMANDS.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-NAMES = ("state", "queue", "owner", "responsible", "priority", "lock", "unlock", "pending",
-         "note", "time", "field")
-# command -> right needed on the ticket queue's group (queue also: move_into on the target)
-RIGHTS = {"state": "rw", "pending": "rw", "lock": "rw", "unlock": "rw", "field": "rw",
-          "queue": "rw", "owner": "owner", "responsible": "owner", "priority": "priority",
-          "note": "note", "time": "note", "reply": "rw"}
-# command -> ACL action (state also 'close' when the new state is a closed one)
-ACTION = {"state": "state", "pending": "pending", "queue": "move", "owner": "owner",
-          "responsible": "responsible", "priority": "priority", "lock": "lock",
-          "unlock": "lock", "note": "note", "time": "time", "field": "field", "reply": "reply"}
 _LINE = re.compile(r"^#([A-Za-z][A-Za-z_-]*)(?:[ \t]+(.*?))?[ \t]*$")
 MAX_COMMANDS = 30
 
@@ -116,14 +109,15 @@ def check_all(config, agent, ticket, commands: list[Command], acl=None) -> list[
 
 
 def check(ctx: Context, cmd: Command) -> CommandVerdict:
-    if cmd.name not in NAMES and cmd.name != "reply":
+    row = BY_NAME.get(cmd.name) if cmd.name != REPLY.name else REPLY
+    if row is None:
         return CommandVerdict(cmd, False, f"unknown command #{cmd.name} (commands: "
-                                          f"{', '.join('#' + n for n in NAMES)})")
+                                          f"{', '.join('#' + n for n in BY_NAME)})")
     try:
-        changes = PARSERS[cmd.name](ctx, cmd.arg) if cmd.name in PARSERS else []
+        changes = row.parse(ctx, cmd.arg)
     except ValueError as exc:
         return CommandVerdict(cmd, False, str(exc))
-    right = RIGHTS[cmd.name]
+    right = row.right
     have = ctx.rights()
     group = ctx.group()
     if right not in have:
@@ -135,7 +129,7 @@ def check(ctx: Context, cmd: Command) -> CommandVerdict:
             return CommandVerdict(cmd, False, f"{ctx.agent.login} lacks the 'move_into' right "
                                               f"on group {ctx.group(target)!r} of queue "
                                               f"{target!r}")
-    actions = [ACTION[cmd.name]]
+    actions = [row.acl_action]
     for key, value in changes:
         if key == "state" and ctx.config.is_closed(value):
             actions.append("close")
@@ -262,9 +256,35 @@ def _field(ctx, arg):
     return [(f"dynamic_field.{m.group(1)}", m.group(2).strip())]
 
 
-PARSERS = {"state": _state, "queue": _queue, "owner": _owner, "responsible": _responsible,
-           "priority": _priority, "lock": _lock, "unlock": _unlock, "pending": _pending,
-           "note": _note, "time": _time, "field": _field}
+@dataclass(frozen=True)
+class MailCommand:
+    """One ``#command``: the right it needs on the ticket queue's group (``#queue`` also needs
+    move_into on the target), the ACL action it is checked as (a change to a closed state is
+    also checked as 'close'), and its argument parser."""
+
+    name: str
+    right: str
+    acl_action: str
+    parse: Callable[[Context, str], list]
+
+
+MAIL_COMMANDS = (
+    MailCommand("state", "rw", "state", _state),
+    MailCommand("queue", "rw", "move", _queue),
+    MailCommand("owner", "owner", "owner", _owner),
+    MailCommand("responsible", "owner", "responsible", _responsible),
+    MailCommand("priority", "priority", "priority", _priority),
+    MailCommand("lock", "rw", "lock", _lock),
+    MailCommand("unlock", "rw", "lock", _unlock),
+    MailCommand("pending", "rw", "pending", _pending),
+    MailCommand("note", "note", "note", _note),
+    MailCommand("time", "note", "time", _time),
+    MailCommand("field", "rw", "field", _field),
+)
+BY_NAME = {row.name: row for row in MAIL_COMMANDS}
+assert len(BY_NAME) == len(MAIL_COMMANDS), "a mail command is listed twice"
+# Writing to the customer at all is checked like a command of its own.
+REPLY = MailCommand("reply", "rw", "reply", lambda ctx, arg: [])
 
 
 # ---- applying (inside the mail's transaction) -----------------------------------------------
