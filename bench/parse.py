@@ -3,7 +3,7 @@
     .venv/bin/python bench/parse.py [--repeat N] [--huge-mb 50]
 
 Options compared (all produce a gateway.mail.ParsedMail so that the same corpus checks apply):
-  ticketgate      gateway.mail_parse.parse_bytes: stdlib BytesParser (compat32 tree) + our
+  ticketgate      gateway.mail.parser.parse_bytes: stdlib BytesParser (compat32 tree) + our
                   tolerant decoding layer (the CHOSEN one)
   tg+default      the same layer on a policy.default tree (TREE_POLICY swapped)
   stdlib-default  plain policy.default API (get_body / iter_attachments / get_content), i.e.
@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from corpus import MAIL_DIRS, mail_files  # noqa: E402
-from gateway import mail_parse  # noqa: E402
+from gateway.mail import parser as mail_parse  # noqa: E402
 from gateway.mail import Address, Attachment, ParsedMail  # noqa: E402
-from gateway.mail_text import html_to_text  # noqa: E402
+from gateway.mail.text import html_to_text  # noqa: E402
 from test_corpus_parse import otrs_rates, zammad_rates  # noqa: E402
 
 

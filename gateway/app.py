@@ -17,6 +17,7 @@ import notifier
 from gateway import config as config_pkg
 from gateway import daemon_config, sla
 from gateway.agents import acl, identity
+from gateway.ingest import kinds as ingest
 from gateway.config import Config
 from gateway.parts import Parts
 from gateway.pipeline import Pipeline
@@ -29,6 +30,7 @@ PARTS = Parts(
     after_apply=notifier.AFTER_APPLY,
     message_id_lookups=notifier.MESSAGE_ID_LOOKUPS,
     jobs=notifier.JOBS,
+    sources=(ingest.LISTENERS, ingest.MAIL_ACCOUNTS),
 )
 
 

@@ -4,6 +4,7 @@ write every decision to the ticket history. Runs inside the caller's transaction
 from __future__ import annotations
 
 from gateway import tickets
+from gateway.agents.mail_commands import apply_changes
 from gateway.store.models import Article, Ticket, utcnow
 
 TICKET_FIELDS = ("queue", "priority", "state", "type", "owner", "responsible", "customer_id",
@@ -131,7 +132,7 @@ def _contact_times(ticket, article, decision) -> None:
                                                                   "new_ticket_closed",
                                                                   "follow_up"):
         ticket.last_contact = article.created
-    work = getattr(decision, "agent_work", None)
+    work = decision.agent_work
     if decision.sender_type == "agent" and work is not None and work.send:
         # an agent article sent to the customer: stops first response, restarts update
         if ticket.first_agent_contact is None:
@@ -140,12 +141,10 @@ def _contact_times(ticket, article, decision) -> None:
 
 
 def _agent_work(pipeline, session, ticket, article, decision) -> None:
-    """Apply an agent's accepted #commands, queue the reply to the customer and the answer
-    about refused commands to the agent (gateway/agents)."""
-    from gateway.agents import reply
-    from gateway.agents.mail_commands import apply_changes
-
-    work = getattr(decision, "agent_work", None)
+    """Apply an agent's accepted #commands (gateway/agents/mail_commands.py). Sending the reply
+    to the customer and the answer about refused commands is the notifier's (an after-apply
+    hook, in this transaction)."""
+    work = decision.agent_work
     if decision.sender_type != "agent" or work is None:
         return
     agent = pipeline.config.agents[decision.agent]
@@ -158,27 +157,7 @@ def _agent_work(pipeline, session, ticket, article, decision) -> None:
         tickets.set_field(session, ticket, "state", "open", "agent replied to the customer",
                           article)
     session.flush()
-    if work.send:
-        message = reply.customer_message(pipeline, ticket, article, work.text)
-        if message is None:
-            outcome = "not sent: no customer address or no system address"
-        else:
-            outcome = reply.queue_outgoing(session, message, ticket=ticket, article=article,
-                                           kind="agent_reply")
-            article.flags = {**article.flags, "sent_message_id":
-                             message["Message-ID"].strip("<>"), "sent": outcome}
-        tickets.add_history(session, ticket, "SendAnswer",
-                            f"agent {agent.login}'s reply to the customer: {outcome}", article)
-    else:
+    if not work.send:
         tickets.add_history(session, ticket, "AddNote",
                             f"agent {agent.login}'s article not sent to the customer "
                             f"({work.why_not_sent})", article)
-    if work.refused or work.reply_refused:
-        message = reply.agent_answer(pipeline, ticket, article, agent, work.verdicts,
-                                     [work.reply_refused] if work.reply_refused else [])
-        outcome = reply.queue_outgoing(session, message, ticket=ticket, article=article,
-                                       kind="agent_command_answer") if message else \
-            "not sent: no system address"
-        tickets.add_history(session, ticket, "AgentCommandAnswer",
-                            f"answer to {agent.login} about refused commands: {outcome}",
-                            article, refused=[v.command.text for v in work.refused])

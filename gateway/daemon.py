@@ -25,10 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.config import ConfigError
-from gateway.daemon_config import accounts_of, listeners_of
 from gateway.ingest.batch import GroupCommitter
-from gateway.ingest.imap import Poller
-from gateway.ingest.smtp import Listener
+from gateway.ingest.source import SourceContext
 from gateway.processing import process_pending
 
 if TYPE_CHECKING:  # the daemon is handed an App; it never builds one
@@ -80,9 +78,10 @@ class Daemon:
     def __init__(self, app: App, *, imap: bool = True, smtp: bool = True,
                  worker: bool = True):
         self.app = app
-        self.enable_imap, self.enable_smtp, self.enable_worker = imap, smtp, worker
-        self.listeners: list[Listener] = []
-        self.pollers: list[Poller] = []
+        self.enable_worker = worker
+        disabled = {name for name, on in (("imap", imap), ("smtp", smtp)) if not on}
+        self.kinds = [kind for kind in app.parts.sources if kind.name not in disabled]
+        self.sources: dict[str, list] = {kind.name: [] for kind in self.kinds}
         self.committer = GroupCommitter(lambda: self.app.store, on_commit=self._committed)
         self.scheduler = None
         self.started_at = time.time()
@@ -109,14 +108,8 @@ class Daemon:
         if self.enable_worker:
             await self._drain_pending("start")   # crash recovery before new mail
         self.committer.start()
-        if self.enable_smtp:
-            for conf in listeners_of(config):
-                listener = Listener(conf, self.committer, lambda: self.app.config,
-                                    hostname=config.fqdn)
-                await listener.start()
-                self.listeners.append(listener)
-        if self.enable_imap:
-            self._start_pollers(accounts_of(config))
+        for kind in self.kinds:
+            await self._start_sources(kind, config)
         self._start_scheduler()
         if self.enable_worker:
             self._tasks.append(self._loop.create_task(self._worker(), name="worker"))
@@ -127,16 +120,44 @@ class Daemon:
         self.write_status()
         sd_notify(f"READY=1\nSTATUS=listening on {len(self.listeners)} listener(s), "
                   f"{len(self.pollers)} mail account(s)\nMAINPID={os.getpid()}")
-        log.info("daemon ready: pid=%s listeners=%s accounts=%s", os.getpid(),
-                 ",".join(f"{l.conf.name}@{l.conf.host}:{l.port}" for l in self.listeners)
-                 or "-", ",".join(p.account.name for p in self.pollers) or "-")
+        log.info("daemon ready: pid=%s sources=%s", os.getpid(),
+                 ",".join(source.name for sources in self.sources.values()
+                          for source in sources) or "-")
         self.ready.set()
 
-    def _start_pollers(self, accounts) -> None:
-        for account in accounts:
-            poller = Poller(account, lambda: self.app.store, on_commit=self._committed_threadsafe)
-            poller.start()
-            self.pollers.append(poller)
+    # ---- ingest sources (gateway/ingest/source.py) ----------------------------------------
+    @property
+    def listeners(self) -> list:
+        return self.sources.get("smtp", [])
+
+    @property
+    def pollers(self) -> list:
+        return [source.poller for source in self.sources.get("imap", [])]
+
+    def _context(self) -> SourceContext:
+        return SourceContext(self.committer, lambda: self.app.config, lambda: self.app.store,
+                             self._committed_threadsafe)
+
+    async def _start_sources(self, kind, config) -> None:
+        for source in kind.build(config, self._context()):
+            await source.start()
+            self.sources[kind.name].append(source)
+            self._schedule_wake(source)
+
+    async def _stop_sources(self, kind, grace: float) -> None:
+        sources, self.sources[kind.name] = self.sources[kind.name], []
+        if self.scheduler is not None:
+            for source in sources:
+                if self.scheduler.get_job(f"wake:{source.name}"):
+                    self.scheduler.remove_job(f"wake:{source.name}")
+        await asyncio.gather(*(source.stop(grace) for source in sources))
+
+    def _schedule_wake(self, source) -> None:
+        """A source with ``poll_every`` (an IMAP account) is woken on that timer."""
+        if self.scheduler is not None and source.poll_every:
+            self.scheduler.add_job(source.wake, "interval", seconds=source.poll_every,
+                                   id=f"wake:{source.name}", name=f"wake {source.name}",
+                                   replace_existing=True)
 
     def _start_scheduler(self) -> None:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -145,10 +166,9 @@ class Daemon:
         if self.enable_worker:
             self.scheduler.add_job(self._work.set, "interval", seconds=WORKER_INTERVAL,
                                    id="worker", name="worker wake-up")
-        for poller in self.pollers:
-            self.scheduler.add_job(self._poll_wake, "interval", args=[poller.account.name],
-                                   seconds=poller.account.poll_interval,
-                                   id=f"poll:{poller.account.name}", name="poll without IDLE")
+        for sources in self.sources.values():
+            for source in sources:
+                self._schedule_wake(source)
         self.scheduler.add_job(self._check_config_files, "interval", seconds=CONFIG_CHECK,
                                id="config-files", name="reload on changed conf/ files",
                                max_instances=1, coalesce=True)
@@ -157,11 +177,6 @@ class Daemon:
                                    seconds=job.seconds, id=f"job:{job.name}", name=job.name,
                                    max_instances=1, coalesce=True)
         self.scheduler.start()
-
-    def _poll_wake(self, name: str) -> None:
-        for poller in self.pollers:
-            if poller.account.name == name and poller.idle_supported is False:
-                poller.wake()
 
     async def _run_job(self, name: str, func) -> None:
         try:
@@ -194,10 +209,13 @@ class Daemon:
 
     async def stop(self) -> None:
         sd_notify("STOPPING=1")
-        for listener in self.listeners:
-            await listener.stop()
+        pushed = [kind for kind in self.kinds if kind.on_reload == "keep"]
+        for kind in pushed:                  # stop listening; mid-DATA mails may finish
+            await self._stop_sources(kind, 10.0)
         await self.committer.stop()          # in-flight mails committed and answered
-        await asyncio.to_thread(self._stop_pollers)
+        for kind in self.kinds:
+            if kind not in pushed:
+                await self._stop_sources(kind, 30.0)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         for task in self._tasks:
@@ -210,14 +228,6 @@ class Daemon:
         await asyncio.sleep(0.05)            # let the last 250s flush to their sockets
         self.write_status(stopped=True)
         log.info("daemon stopped")
-
-    def _stop_pollers(self) -> None:
-        for poller in self.pollers:
-            poller._stop.set()
-            poller._wake.set()
-        for poller in self.pollers:
-            poller.stop()
-        self.pollers = []
 
     # ---- reload ---------------------------------------------------------------------------
     async def _check_config_files(self) -> None:
@@ -243,23 +253,16 @@ class Daemon:
             return False
         self.reloads += 1
         self.last_reload_error = None
-        # listeners keep their sockets; recipients are checked against the new config
-        current = {(l.conf.name, l.conf.host, l.conf.port, l.conf.protocol) for l in self.listeners}
-        wanted = {(c.name, c.host, c.port, c.protocol) for c in listeners_of(config)}
-        if self.enable_smtp and current != wanted:
-            log.warning("reload: listener sockets changed; restart the daemon to apply")
-        if self.enable_imap:
-            await asyncio.to_thread(self._stop_pollers)
-            self._start_pollers(accounts_of(config))
-            if self.scheduler is not None:
-                for job in self.scheduler.get_jobs():
-                    if job.id.startswith("poll:"):
-                        job.remove()
-                for poller in self.pollers:
-                    self.scheduler.add_job(self._poll_wake, "interval",
-                                           args=[poller.account.name],
-                                           seconds=poller.account.poll_interval,
-                                           id=f"poll:{poller.account.name}")
+        for kind in self.kinds:
+            if kind.on_reload == "keep":     # e.g. listeners keep their sockets
+                current = {kind.identity(source) for source in self.sources[kind.name]}
+                wanted = {kind.identity(source) for source in kind.build(config, self._context())}
+                if current != wanted:
+                    log.warning("reload: %s sources changed; restart the daemon to apply",
+                                kind.name)
+            else:
+                await self._stop_sources(kind, 30.0)
+                await self._start_sources(kind, config)
         log.info("daemon: configuration reloaded from %s", config.dir)
         self.write_status()
         return True
@@ -317,8 +320,8 @@ class Daemon:
     def status(self, stopped: bool = False) -> dict:
         return {"pid": os.getpid(), "running": not stopped, "started_at": self.started_at,
                 "updated_at": time.time(), "conf_dir": str(self.app.config.dir),
-                "listeners": [l.status() for l in self.listeners],
-                "mail_accounts": [p.status() for p in self.pollers],
+                **{kind.status_key: [source.status() for source in self.sources.get(kind.name, [])]
+                   for kind in self.app.parts.sources},
                 "group_commit": {"batches": self.committer.batches,
                                  "mails": self.committer.mails},
                 "worker": {"processed": self.processed, "runs": self.worker_runs,

@@ -81,7 +81,7 @@ def _reference_trusted(mode: str, mail: ParsedMail, article: Article) -> bool:
 
 
 def _attachment_texts(mail: ParsedMail) -> list[str]:
-    from gateway.mail_text import html_to_text
+    from gateway.mail.text import html_to_text
 
     texts = []
     for att in mail.attachments:

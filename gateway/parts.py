@@ -8,9 +8,10 @@ message-ID lookups, jobs, config), so the core never imports those packages.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from gateway.config.section import ConfigSection
+from gateway.ingest.source import SourceKind
 
 
 @dataclass(frozen=True)
@@ -59,27 +60,6 @@ class Job:
     name: str
     run: Callable[..., None]
     seconds: float
-
-
-class IngestSource(Protocol):
-    """One way mail comes in while the daemon runs (an SMTP/LMTP listener, an IMAP account).
-    It only turns bytes into accepted inbound rows (``gateway.intake``)."""
-
-    name: str
-
-    async def start(self) -> None: ...
-    async def stop(self, grace: float) -> None: ...
-    def wake(self) -> None: ...
-    def status(self) -> dict: ...
-
-
-@dataclass(frozen=True)
-class SourceKind:
-    """``build(app, committer) -> list[IngestSource]`` makes this kind's sources from the
-    loaded config (one per configured listener or account)."""
-
-    name: str
-    build: Callable[..., list]
 
 
 class StartupError(Exception):

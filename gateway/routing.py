@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 
+from gateway.config import auto_responses
 from gateway.config.model import Config
 
 
@@ -241,12 +242,8 @@ def agent_commands(pipeline, session, decision) -> None:
 
 
 # -- 7. would an auto-response be sent? ----------------------------------------------------
-AUTO_RESPONSE_FOR = {"new_ticket": "auto_reply", "follow_up": "auto_follow_up",
-                     "reject": "auto_reject", "new_ticket_closed": "auto_reply_new_ticket"}
-
-
 def auto_response(pipeline, session, decision) -> None:
-    kind = AUTO_RESPONSE_FOR.get(decision.action)
+    kind = auto_responses.FOR_ACTION.get(decision.action)
     if kind is None:
         return
     reason = None

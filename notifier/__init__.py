@@ -4,14 +4,16 @@ timers, all through the durable outbound queue.
 Importing this package wires nothing: ``gateway.app`` (the composition root) takes the parts
 listed here and puts them in place, in these orders."""
 from gateway.parts import AfterApply, Job, MessageIdLookup
-from notifier import autoresponse, escalation_watch, notifications, outbox, templates, timers
+from notifier import agent_reply, autoresponse, escalation_watch, notifications, outbox, templates, timers
 
 # Parts of conf/ this package reads, loaded in this order (templates need the queues).
 CONFIG_SECTIONS = (outbox.SECTION, templates.SECTION)
 
-# Run after a mail is applied, in its transaction. The auto-response is queued before the
-# agents are notified (the notification then lists it in the ticket's history).
-AFTER_APPLY = (AfterApply("auto response", autoresponse.send_auto_response),
+# Run after a mail is applied, in its transaction: an agent's reply to the customer first;
+# then the auto-response is queued before the agents are notified (the notification then
+# lists it in the ticket's history).
+AFTER_APPLY = (AfterApply("agent reply", agent_reply.send_agent_reply),
+               AfterApply("auto response", autoresponse.send_auto_response),
                AfterApply("agent notifications", notifications.notify_agents))
 
 # Replies to our notifications (not stored as articles) still find their ticket.

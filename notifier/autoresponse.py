@@ -4,9 +4,9 @@ transaction: the answer is an outbound queue row (its Message-ID is known to fol
 detection, so a reply to it joins the ticket) and a history line with its subject."""
 from __future__ import annotations
 
-from gateway.agents.reply import system_sender
 from gateway.tickets import add_history
 from notifier import loopguard, message
+from notifier.senders import system_sender
 from notifier.templates import RenderError
 from notifier.outbox import outgoing_article, queue_mail
 

@@ -9,10 +9,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from gateway.config.auto_responses import AUTO_RESPONSE_TYPES
 from gateway.store.models import utcnow
 from notifier.models import OutboundMail
 
-AUTO_KINDS = ("auto_reply", "auto_reject", "auto_follow_up", "auto_reply_new_ticket")
+AUTO_KINDS = AUTO_RESPONSE_TYPES
 WINDOW = timedelta(hours=24)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from gateway.agents.reply import system_sender
 from gateway.ticket_number import TicketNumbers
 from gateway.tickets import add_history
 from notifier import message
+from notifier.senders import system_sender
 from notifier.outbox import queue_mail
 from notifier.templates import RenderError
 

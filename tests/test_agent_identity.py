@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import sys
-import types
 
 import pytest
 from sqlalchemy import select
@@ -44,28 +42,41 @@ def agent_app(conf_dir, make_app):
     return make_app()
 
 
-class FakeOutbox:
-    """Stands in for notifier.outbox.queue_mail (the outbound queue of another package)."""
+class OutboundRows:
+    """What the agent path queued in the real outbound table (agent replies and answers about
+    refused commands; auto-responses and notifications are other tests' business)."""
 
-    def __init__(self):
-        self.queued = []
+    KINDS = ("agent_reply", "agent_command_answer")
 
-    def queue_mail(self, session, message, *, mail_from, rcpt_to, ticket_id=None,
-                   article_id=None, kind=""):
-        self.queued.append(dict(message=message, mail_from=mail_from, rcpt_to=rcpt_to,
-                                ticket_id=ticket_id, article_id=article_id, kind=kind))
+    def __init__(self, db_url):
+        self.db_url = db_url
+
+    @property
+    def queued(self) -> list[dict]:
+        from email import message_from_bytes, policy
+
+        from gateway.store.db import open_store
+        from notifier.models import OutboundMail
+
+        store = open_store(self.db_url, run_migrations=False)
+        try:
+            with store.read_session() as s:
+                rows = s.execute(select(OutboundMail).where(OutboundMail.kind.in_(self.KINDS))
+                                 .order_by(OutboundMail.id)).scalars().all()
+                return [dict(message=message_from_bytes(r.raw, policy=policy.default),
+                             mail_from=r.mail_from, rcpt_to=list(r.rcpt_to),
+                             ticket_id=r.ticket_id, article_id=r.article_id, kind=r.kind)
+                        for r in rows]
+        finally:
+            store.close()
 
     def of_kind(self, kind):
         return [q for q in self.queued if q["kind"] == kind]
 
 
 @pytest.fixture
-def outbox(monkeypatch):
-    fake = FakeOutbox()
-    module = types.ModuleType("notifier.outbox")
-    module.queue_mail = fake.queue_mail
-    monkeypatch.setitem(sys.modules, "notifier.outbox", module)
-    return fake
+def outbox(db_url):
+    return OutboundRows(db_url)
 
 
 def ingest_with(app, raw, **envelope):

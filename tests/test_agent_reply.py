@@ -6,7 +6,7 @@ import smtplib
 
 import pytest
 
-from gateway.agents.reply import customer_text
+from gateway.agents.quoting import customer_text
 from tests.mails import make_mail
 from tests.test_agent_identity import (AGENT_AUTH, add_agent_auth, agent_app,  # noqa: F401
                                        agent_mail, customer_ticket, ingest_with, last_in, load_ticket,
@@ -106,15 +106,18 @@ def test_agent_without_rw_cannot_write_to_the_customer(agent_app, outbox):
     assert "lacks the 'rw' right on group 'Tier 2'" in answer["message"].get_content()
 
 
-def test_without_outbox_history_says_not_sent(agent_app, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "notifier.outbox", None)   # import fails
+def test_the_gateway_without_the_notifier_stores_the_reply_and_sends_nothing(agent_app,
+                                                                             outbox):
+    """Sending is the notifier's after-apply hook: a pipeline built without it still stores
+    the agent's article and applies its commands, and queues nothing."""
     t = customer_ticket(agent_app)
+    agent_app.pipeline.after_apply = ()
     ingest_with(agent_app, agent_mail(t, to=reply_address(agent_app, "tmoore", t.id)))
     t = load_ticket(agent_app, t.number)
-    assert any(h.type == "SendAnswer" and "notifier.outbox.queue_mail is not available"
-               in h.message for h in t.history)
+    assert last_in(t).sender_type == "agent" and not last_in(t).internal
+    assert t.first_agent_contact is not None
+    assert not any(h.type == "SendAnswer" for h in t.history)
+    assert outbox.queued == []
 
 
 def test_customer_text_strips_quotes_and_markers():

@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_orders_that_matter_are_pinned():
     assert PARTS.names("prefilters") == ["trusted_headers", "auto_submitted", "bounce", "spam"]
     # the auto-response is queued before agents are notified
-    assert PARTS.names("after_apply") == ["auto response", "agent notifications"]
+    assert PARTS.names("after_apply") == ["agent reply", "auto response", "agent notifications"]
     assert PARTS.names("message_id_lookups") == ["outbound queue"]
     assert PARTS.names("jobs") == ["outbound sender", "escalation scan", "ticket timers"]
+    assert PARTS.names("sources") == ["smtp", "imap"]
     sections = PARTS.names("sections")
     # templates are checked against the queues and the outbound settings they render with
     assert sections.index("templates") > sections.index("outbound")

@@ -1,4 +1,4 @@
-"""Corpus conformance of gateway.mail_parse against other projects' expected parse results.
+"""Corpus conformance of gateway.mail.parser against other projects' expected parse results.
 
 * zammad/: every mailNNN.box vs mailNNN.yml (subject, From, body loosely, attachments).
 * otrs/expected/emailparser.yml: header values, charset, attachment file names and MD5s.
@@ -18,8 +18,8 @@ import unicodedata
 import pytest
 
 from gateway.mail import ParsedMail
-from gateway.mail_parse import parse_bytes
-from gateway.mail_text import html_to_text
+from gateway.mail.parser import parse_bytes
+from gateway.mail.text import html_to_text
 from corpus import (MAIL_DIRS, corpus_dir, load_ruby_yaml, mail_files, require_corpus,
                           zammad_cases)
 

@@ -1,4 +1,4 @@
-"""Unit tests for gateway.mail_parse: one small hand-written mail per requirement."""
+"""Unit tests for gateway.mail.parser: one small hand-written mail per requirement."""
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.mail import parse
-from gateway.mail_parse import parse_bytes
-from gateway.mail_text import decode_words, html_to_text, normalize_charset
+from gateway.mail.parser import parse_bytes
+from gateway.mail.text import decode_words, html_to_text, normalize_charset
 
 
 def test_rfc2047_subject_and_from():

@@ -21,6 +21,8 @@ from typing import Callable
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from gateway.agents.quoting import customer_text
+
 _LINE = re.compile(r"^#([A-Za-z][A-Za-z_-]*)(?:[ \t]+(.*?))?[ \t]*$")
 MAX_COMMANDS = 30
 
@@ -344,8 +346,6 @@ class AgentWork:
 
 
 def decide_work(pipeline, decision) -> AgentWork:
-    from gateway.agents.reply import customer_text
-
     config = pipeline.config
     agent = config.agents[decision.agent]
     commands, rest = parse(decision.mail.body)

@@ -13,6 +13,7 @@ Config keys (ticketgate.yaml ``mail_accounts``): see gateway/daemon_config.py AC
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -26,8 +27,9 @@ from typing import Callable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from gateway.daemon_config import AccountConf
+from gateway.daemon_config import AccountConf, accounts_of
 from gateway.failpoints import failpoint
+from gateway.ingest.source import SourceContext
 from gateway.intake import Accepted, Envelope, accept_many
 
 log = logging.getLogger("ticketgate.imap")
@@ -300,3 +302,34 @@ class Poller:
                 "last_error": self.last_error, "last_error_at": self.last_error_at,
                 "accepted": self.accepted, "duplicates": self.duplicates,
                 "fetch_errors": self.fetch_errors, "reconnects": self.reconnects}
+
+
+class MailAccount:
+    """An IngestSource (gateway/ingest/source.py) for one account: its Poller in a thread."""
+
+    def __init__(self, poller: Poller):
+        self.poller = poller
+        self.name = f"imap:{poller.account.name}"
+
+    @property
+    def poll_every(self) -> float:
+        return float(self.poller.account.poll_interval)
+
+    async def start(self) -> None:
+        self.poller.start()
+
+    async def stop(self, grace: float = 30.0) -> None:
+        await asyncio.to_thread(self.poller.stop, grace)
+
+    def wake(self) -> None:
+        """Called every ``poll_every`` seconds: IDLE tells us of new mail; without it, poll."""
+        if self.poller.idle_supported is False:
+            self.poller.wake()
+
+    def status(self) -> dict:
+        return self.poller.status()
+
+
+def build_accounts(config, context: SourceContext) -> list[MailAccount]:
+    return [MailAccount(Poller(account, context.store_of, on_commit=context.on_commit))
+            for account in accounts_of(config)]

@@ -22,9 +22,10 @@ from typing import Callable
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from gateway.daemon_config import ListenerConf
+from gateway.daemon_config import ListenerConf, listeners_of
 from gateway.intake import Envelope
 from gateway.ingest.batch import GroupCommitter
+from gateway.ingest.source import SourceContext
 
 log = logging.getLogger("ticketgate.smtp")
 
@@ -215,7 +216,9 @@ def tls_context(listener: ListenerConf) -> ssl.SSLContext | None:
 
 
 class Listener:
-    """One listening socket on the daemon's event loop."""
+    """One listening socket on the daemon's event loop (an IngestSource, gateway/ingest/source.py)."""
+
+    poll_every = None   # mail is pushed to us
 
     def __init__(self, conf: ListenerConf, committer: GroupCommitter, config_of: Callable,
                  hostname: str | None = None):
@@ -240,8 +243,15 @@ class Listener:
         return cls(self.handler, **kw)
 
     @property
+    def name(self) -> str:
+        return f"{self.conf.protocol}:{self.conf.name}"
+
+    @property
     def active(self) -> int:
         return self._gate["active"]
+
+    def wake(self) -> None:
+        """Nothing to fetch: clients deliver to us."""
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -278,6 +288,12 @@ class Listener:
                 "duplicates": s.duplicates, "rejected_recipients": s.rejected,
                 "tempfailed": s.tempfailed, "last_error": s.last_error,
                 "last_error_at": s.last_error_at}
+
+
+def build_listeners(config, context: SourceContext) -> list[Listener]:
+    return [Listener(conf, context.committer, context.config_of, hostname=config.fqdn)
+            for conf in listeners_of(config)]
+
 
 
 class BackgroundListeners:

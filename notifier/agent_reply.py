@@ -1,71 +1,53 @@
-"""An agent's reply goes to the customer: build the outgoing mail and hand it to the outbox.
+"""An agent's reply goes to the customer, and refused ``#commands`` are answered to the agent.
 
-What the customer gets (kept simple, see docs/agents.md): the agent's text without the
-``#command`` lines and without everything from the first reply marker on ("On ... wrote:",
-"-----Original Message-----", "Am ... schrieb", an Outlook "From:" block after a "____" line)
-and without a trailing block of ``>`` quoted lines; the queue's salutation and signature around
-it; From = the queue's system address; To = the ticket's customer; subject with the ticket
-hook. Refused or unknown commands are answered to the agent the same way.
-
-The outbox (``notifier/outbox.py``) is another package's: we call
-``notifier.outbox.queue_mail(session, message, mail_from=, rcpt_to=, ticket_id=,
-article_id=, kind=)`` in the mail's transaction. If it is not installed the mail is not sent
-and the history says so.
+Runs after the agent's mail is applied (gateway/apply.py has stored the article and applied
+the accepted commands), in the same transaction. What the customer gets (docs/agents.md):
+the agent's own words (gateway/agents/quoting.py) with the queue's salutation and signature
+around them; From = the queue's system address; To = the ticket's customer; the subject with
+the ticket hook; In-Reply-To/References to the customer's last mail.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email.message import Message
 
-
-MARKERS = [re.compile(p, re.IGNORECASE) for p in (
-    r"^On .{0,300}wrote:\s*$", r"^-{2,}\s*Original Message\s*-{2,}\s*$",
-    r"^Am .{0,300}schrieb.{0,100}:\s*$", r"^_{10,}\s*$", r"^-{2,}\s*Ursprüngliche Nachricht",
-    r"^Le .{0,300}a écrit\s*:\s*$")]
-
-
-def customer_text(body: str) -> str:
-    """The agent's own words: cut at the first reply marker, drop trailing quoted lines."""
-    lines = (body or "").splitlines()
-    for i, line in enumerate(lines):
-        if any(m.match(line.strip()) for m in MARKERS):
-            lines = lines[:i]
-            break
-    while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith(">")):
-        lines.pop()
-    return "\n".join(lines).strip("\n")
+from gateway.tickets import add_history
+from notifier.message import addresses, build
+from notifier.outbox import queue_mail
+from notifier.senders import Sender, system_sender
 
 
-@dataclass
-class Sender:
-    address: str
-    name: str
-
-
-def system_sender(config, queue_name: str) -> Sender | None:
-    """The system address mail of this queue comes from (queue's own, else one routed to it,
-    else the default queue's, else the first)."""
-    queue = config.queues.get(queue_name)
-    if queue is not None and queue.system_address:
-        sa = config.system_address(queue.system_address)
-        return Sender(queue.system_address, sa.name if sa else "")
-    for wanted in (queue_name, config.default_queue):
-        for sa in config.system_addresses:
-            if sa.queue == wanted:
-                return Sender(sa.address, sa.name)
-    if config.system_addresses:
-        sa = config.system_addresses[0]
-        return Sender(sa.address, sa.name)
-    return None
+def send_agent_reply(pipeline, session, decision, ticket, article) -> None:
+    work = decision.agent_work
+    if ticket is None or decision.sender_type != "agent" or work is None:
+        return
+    agent = pipeline.config.agents[decision.agent]
+    if work.send:
+        message = customer_message(pipeline, ticket, article, work.text)
+        if message is None:
+            outcome = "not sent: no customer address or no system address"
+        else:
+            outcome = queue_outgoing(session, message, ticket=ticket, article=article,
+                                     kind="agent_reply")
+            article.flags = {**article.flags, "sent_message_id":
+                             message["Message-ID"].strip("<>"), "sent": outcome}
+        add_history(session, ticket, "SendAnswer",
+                    f"agent {agent.login}'s reply to the customer: {outcome}", article)
+    if work.refused or work.reply_refused:
+        message = agent_answer(pipeline, ticket, article, agent, work.verdicts,
+                               [work.reply_refused] if work.reply_refused else [])
+        outcome = queue_outgoing(session, message, ticket=ticket, article=article,
+                                 kind="agent_command_answer") if message else \
+            "not sent: no system address"
+        add_history(session, ticket, "AgentCommandAnswer",
+                    f"answer to {agent.login} about refused commands: {outcome}",
+                    article, refused=[v.command.text for v in work.refused])
 
 
 def _message(config, sender: Sender, to: str, subject: str, body: str,
              in_reply_to: str | None = None, references: list[str] | None = None):
     """Built by the notifier's one mail builder: loop header, and every value that came from
     a mail (the customer's subject) reduced to one line, so no header injection."""
-    from notifier.message import build
-
     return build(fqdn=config.fqdn, from_addr=sender.address, from_name=sender.name,
                  to=[(to, "")], subject=subject, body=body, in_reply_to=in_reply_to,
                  references=references)
@@ -111,13 +93,7 @@ def agent_answer(pipeline, ticket, article, agent, verdicts,
 
 
 def queue_outgoing(session, message: Message, *, ticket, article, kind: str) -> str:
-    """Hand the mail to notifier.outbox in this transaction; returns what happened."""
-    try:
-        from notifier.outbox import queue_mail
-    except ImportError:
-        return "not sent: notifier.outbox.queue_mail is not available"
-    from notifier.message import addresses
-
+    """Queue the mail in this transaction; returns what happened, for the history."""
     sender = addresses(message, "From")[0]
     rcpt = addresses(message, "To")
     queue_mail(session, message, mail_from=sender, rcpt_to=rcpt, ticket_id=ticket.id,

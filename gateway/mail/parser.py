@@ -11,7 +11,7 @@ EmailParser.t = 47-49 applicable checks; best of 3 runs; plus one synthetic 50 M
     mail-parser           762           8  383/432  31/47  1.7 s  (mailparser.parse_from_bytes)
 
 So: stdlib ``BytesParser`` with **compat32** (tree built with the ``EmailMessage`` class) plus
-our own tolerant decoding layer (this module + gateway/mail_text.py). ``policy.default`` builds
+our own tolerant decoding layer (this module + gateway/mail/text.py). ``policy.default`` builds
 header objects while parsing (about 3x slower on the corpus) and its header parser raises on
 some real mails (RFC 2231 ISO-2022-JP parameters in otrs PostMaster-Test12.box: the parse itself
 raises UnicodeDecodeError); its get_content() has no charset fallback. mail-parser wraps the
@@ -40,8 +40,8 @@ from datetime import timezone
 from email.generator import BytesGenerator
 from io import BytesIO
 
-from gateway.mail import Address, Attachment, ParsedMail
-from gateway.mail_text import (decode_bytes, decode_header_value, decode_words, fix_8bit,
+from gateway.mail.model import Address, Attachment, ParsedMail
+from gateway.mail.text import (decode_bytes, decode_header_value, decode_words, fix_8bit,
                                html_to_text, mime_charset_name, normalize_charset)
 
 MAX_DEPTH = 50               # MIME nesting walked; deeper parts are kept as opaque attachments

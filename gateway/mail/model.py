@@ -74,10 +74,3 @@ class ParsedMail:
     def header_all(self, name: str) -> list[str]:
         lname = name.lower()
         return [v for k, v in self.headers if k.lower() == lname]
-
-
-def parse(raw: bytes) -> ParsedMail:
-    """Parse raw bytes into a ParsedMail. Never raises for malformed input."""
-    from gateway.mail_parse import parse_bytes  # implementation lives beside the model
-
-    return parse_bytes(raw)
