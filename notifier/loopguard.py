@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from gateway.store.models import utcnow
-from notifier.models import OutboundMail
+from gateway.store.models import OutboundMail
 
 AUTO_KINDS = ("auto_reply", "auto_reject", "auto_follow_up", "auto_reply_new_ticket")
 WINDOW = timedelta(hours=24)
