@@ -65,7 +65,8 @@ class Ticket(Base):
     # the solution clock stops while a ticket is closed (or suspended in pending) and resumes
     # when it is reopened: working minutes stopped so far, and since when it is stopped
     # (0004_solution_clock)
-    solution_paused_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    solution_paused_minutes: Mapped[int] = mapped_column(Integer, default=0,
+                                                         server_default="0")
     solution_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # #pending (0002_agents)
 
