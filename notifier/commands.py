@@ -7,7 +7,7 @@ import sys
 from sqlalchemy import select
 
 from gateway.store.models import Ticket
-from notifier.models import OutboundMail
+from gateway.store.models import OutboundMail
 
 
 def cmd_outbox(args) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.escalation import EVENTS, Deadlines, due_events
 from gateway.store.models import Ticket
 from gateway.tickets import add_history
-from notifier.models import EscalationEvent
+from gateway.store.models import EscalationEvent
 from notifier.notifications import notify
 
 log = logging.getLogger("ticketgate.escalation")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from gateway.config.auto_responses import AUTO_RESPONSE_TYPES
 from gateway.store.models import utcnow
-from notifier.models import OutboundMail
+from gateway.store.models import OutboundMail
 
 AUTO_KINDS = AUTO_RESPONSE_TYPES
 WINDOW = timedelta(hours=24)

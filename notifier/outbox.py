@@ -31,7 +31,7 @@ from gateway.config.schema import Key, section
 from gateway.store.models import Article, Ticket, utcnow
 from gateway.tickets import add_history
 from notifier.message import body_text, wire_bytes
-from notifier.models import OutboundMail
+from gateway.store.models import OutboundMail
 
 log = logging.getLogger("ticketgate.outbox")
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from gateway.store.models import Article, Ticket
 from notifier import outbox
-from notifier.models import OutboundMail
+from gateway.store.models import OutboundMail
 from tests.mails import make_mail
 
 

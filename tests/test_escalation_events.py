@@ -9,7 +9,7 @@ from sqlalchemy import select
 from gateway.app import open_app
 from gateway.store.models import Ticket
 from notifier import escalation_watch
-from notifier.models import EscalationEvent
+from gateway.store.models import EscalationEvent
 from tests.mails import make_mail
 from tests.test_autoresponse import ingest_into
 from tests.test_notifications import notified

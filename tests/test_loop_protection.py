@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from gateway.app import open_app
 from notifier import loopguard, outbox
-from notifier.models import OutboundMail
+from gateway.store.models import OutboundMail
 from tests.conftest import CONF
 from tests.mails import make_mail
 from tests.test_autoresponse import ingest_into

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from gateway import tickets
 from gateway.store.models import Ticket, utcnow
 from notifier import outbox, timers
-from notifier.models import OutboundMail
+from gateway.store.models import OutboundMail
 from tests.mails import make_mail
 from tests.test_autoresponse import ingest_into, use_sink
 

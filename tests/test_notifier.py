@@ -18,7 +18,7 @@ from gateway.intake import accept
 from gateway.processing import process_inbound
 from gateway.store.models import Ticket, utcnow
 from notifier import escalation_watch, timers
-from notifier.models import EscalationEvent, OutboundMail
+from gateway.store.models import EscalationEvent, OutboundMail
 from notifier.outbox import drain
 from tests.conftest import free_port
 from tests.mails import make_mail

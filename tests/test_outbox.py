@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from gateway.store.models import Ticket
 from notifier import message, outbox
-from notifier.models import OutboundMail
+from gateway.store.models import OutboundMail
 from tests.conftest import free_port
 from tests.mails import make_mail
 from tests.test_autoresponse import ingest_into, use_sink
@@ -240,7 +240,6 @@ def test_migrations_match_models(tmp_path):
     """create_all(models) and the Alembic head describe the same tables and columns."""
     from sqlalchemy import create_engine, inspect
 
-    import notifier.models  # noqa: F401 - registers the notifier tables on Base
     from gateway.store.db import migrate
     from gateway.store.models import Base
 

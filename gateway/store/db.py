@@ -52,9 +52,12 @@ _REVISION = re.compile(r"^(down_)?revision\s*=\s*['\"]?([\w]+|None)['\"]?", re.M
 
 
 def head_revision() -> str | None:
-    """The newest revision, read from the migration files (no Alembic import needed)."""
+    """The newest revision, read from the migration files (no Alembic import needed). The
+    chain is found from ``revision`` / ``down_revision``, not from the file names."""
     revisions, parents = set(), set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
+        if path.name.startswith("__"):  # the package's __init__.py, as Alembic skips it
+            continue
         for down, value in _REVISION.findall(path.read_text(encoding="utf-8")):
             (parents if down else revisions).add(value)
     heads = revisions - parents

@@ -1,3 +1,6 @@
+# Chain position 0003 (the file name); revision id '0002' (what databases record in
+# alembic_version). Keep the id as it is: renumbering it to match the file name would
+# make an installed database run a migration twice. See versions/__init__.py.
 """notifier: outbound queue and once-only escalation events
 
 Revision ID: 0002

@@ -1,3 +1,6 @@
+# Chain position 0002 (the file name); revision id '0003' (what databases record in
+# alembic_version). Keep the id as it is: renumbering it to match the file name would
+# make an installed database run a migration twice. See versions/__init__.py.
 """agents: SMTP AUTH user of an inbound mail, pending time of a ticket
 
 Revision ID: 0003

@@ -1,5 +1,4 @@
-"""Tables of the notifier: the durable outbound queue and the once-only escalation events.
-(Created by migration 0004_notifier; share Base with gateway.store.models.)"""
+"""Tables the notifier writes: the durable outbound mail queue and once-only escalation events."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.store.models import Base, UTCDateTime, utcnow
+from gateway.store.models.base import Base, UTCDateTime, utcnow
 
 
 class OutboundMail(Base):

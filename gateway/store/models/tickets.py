@@ -1,45 +1,12 @@
-"""SQLAlchemy 2 models: inbound mail, tickets, articles, attachments (stored once per hash), history.
-
-The schema itself is created by Alembic migrations (gateway/store/migrations); these classes
-must match them. ``tests/test_store.py`` checks that the migrations and models agree.
-"""
+"""Intake and ticket tables: inbound mail, tickets, articles, attachments, history, counters."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String,
-                        Text, UniqueConstraint)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class UTCDateTime(TypeDecorator):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores naive values)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is not None:
-            if value.tzinfo is None:
-                value = value.replace(tzinfo=timezone.utc)
-            value = value.astimezone(timezone.utc)
-            if dialect.name == "sqlite":
-                value = value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value, dialect):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value
-
-
-class Base(DeclarativeBase):
-    pass
+from gateway.store.models.base import Base, UTCDateTime, utcnow
 
 
 class InboundMail(Base):
@@ -64,7 +31,7 @@ class InboundMail(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     trace: Mapped[list] = mapped_column(JSON, default=list)
-    authenticated_user: Mapped[str | None] = mapped_column(String(320))  # SMTP AUTH (0003)
+    authenticated_user: Mapped[str | None] = mapped_column(String(320))  # SMTP AUTH (0002_agents)
 
 
 class Ticket(Base):
@@ -96,10 +63,12 @@ class Ticket(Base):
     solution_notify: Mapped[datetime | None] = mapped_column(UTCDateTime)
     escalation_next: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # the solution clock stops while a ticket is closed (or suspended in pending) and resumes
-    # when it is reopened: working minutes stopped so far, and since when it is stopped (0005)
-    solution_paused_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    # when it is reopened: working minutes stopped so far, and since when it is stopped
+    # (0004_solution_clock)
+    solution_paused_minutes: Mapped[int] = mapped_column(Integer, default=0,
+                                                         server_default="0")
     solution_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # #pending (0003)
+    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # #pending (0002_agents)
 
     articles: Mapped[list["Article"]] = relationship(back_populates="ticket",
                                                      order_by="Article.id")
@@ -182,5 +151,3 @@ class Counter(Base):
 
 
 Index("ix_article_ticket_created", Article.ticket_id, Article.created)
-__all__ = ["Base", "InboundMail", "Ticket", "Article", "Blob", "ArticleAttachment", "History",
-           "Counter", "UniqueConstraint", "utcnow"]

@@ -1,3 +1,6 @@
+# Chain position 0004 (the file name); revision id '0005' (what databases record in
+# alembic_version). Keep the id as it is: renumbering it to match the file name would
+# make an installed database run a migration twice. See versions/__init__.py.
 """solution clock: paused working minutes and since when it is stopped
 
 Revision ID: 0005
