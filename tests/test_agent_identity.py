@@ -56,7 +56,7 @@ class OutboundRows:
         from email import message_from_bytes, policy
 
         from gateway.store.db import open_store
-        from notifier.models import OutboundMail
+        from gateway.store.models import OutboundMail
 
         store = open_store(self.db_url, run_migrations=False)
         try:
