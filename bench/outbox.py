@@ -20,7 +20,8 @@ def main() -> None:
     from aiosmtpd.controller import Controller
 
     from gateway.app import open_app
-    from notifier import message, outbox
+    from notifier import message
+from notifier.outbound import delivery, queue
     from tests.conftest import SinkHandler, free_port
 
     ap = argparse.ArgumentParser()
@@ -46,10 +47,10 @@ def main() -> None:
                                     subject=f"[Ticket#{i}] Grüße {i}",
                                     body="Hello\n\n" + "text line\n" * 40,
                                     auto_submitted=True)
-                outbox.queue_mail(session, msg, mail_from="support@example.com",
+                queue.queue_mail(session, msg, mail_from="support@example.com",
                                   rcpt_to=[f"c{i}@customer.test"], kind="auto_reply")
         t1 = time.perf_counter()
-        results = outbox.drain(app.store, app.config, rounds=10**6)
+        results = delivery.drain(app.store, app.config, rounds=10**6)
         t2 = time.perf_counter()
         sent = sum(r.status == "sent" for r in results)
         assert sent == args.n == len(handler.envelopes), (sent, len(handler.envelopes))

@@ -13,7 +13,7 @@ from email.message import Message
 
 from gateway.tickets import add_history
 from notifier.message import addresses, build
-from notifier.outbox import queue_mail
+from notifier.outbound.queue import queue_mail
 from notifier.senders import Sender, system_sender
 
 

@@ -8,7 +8,7 @@ from gateway.tickets import add_history
 from notifier import loopguard, message
 from notifier.senders import system_sender
 from notifier.templates import RenderError
-from notifier.outbox import outgoing_article, queue_mail
+from notifier.outbound.queue import outgoing_article, queue_mail
 
 
 def context(pipeline, ticket, article, customer_email, customer_name) -> dict:

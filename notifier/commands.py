@@ -12,7 +12,8 @@ from gateway.store.models import OutboundMail
 
 def cmd_outbox(args) -> int:
     from gateway.cli import _load
-    from notifier.outbox import drain, retry
+    from notifier.outbound.delivery import drain
+    from notifier.outbound.queue import retry
 
     app = _load(args)
     if args.action == "retry":

@@ -13,7 +13,7 @@ from gateway.ticket_number import TicketNumbers
 from gateway.tickets import add_history
 from notifier import message
 from notifier.senders import system_sender
-from notifier.outbox import queue_mail
+from notifier.outbound.queue import queue_mail
 from notifier.templates import RenderError
 
 log = logging.getLogger("ticketgate.notifications")

@@ -130,8 +130,9 @@ def test_customer_text_strips_quotes_and_markers():
 
 
 def test_agent_reply_delivered_by_the_outbox_worker(conf_dir, make_app, smtp_sink):
-    """The real outbound queue (notifier/outbox.py) and its sender, into an SMTP sink."""
-    outbox_module = pytest.importorskip("notifier.outbox")
+    """The real outbound queue (notifier/outbound/) and its sender, into an SMTP sink."""
+    from notifier.outbound import delivery
+
     controller, handler = smtp_sink
     if "\noutbound:" in (conf_dir / "ticketgate.yaml").read_text():
         pytest.skip("conf/ticketgate.yaml has its own outbound: section")
@@ -140,7 +141,7 @@ def test_agent_reply_delivered_by_the_outbox_worker(conf_dir, make_app, smtp_sin
     app = make_app()
     t = customer_ticket(app)
     ingest_with(app, agent_mail(t, body=REPLY, to=reply_address(app, "tmoore", t.id)))
-    results = outbox_module.drain(app.store, app.config)
+    results = delivery.drain(app.store, app.config)
     assert results and all(r.status == "sent" for r in results)
     [envelope] = [e for e in handler.envelopes if b"the printer is fixed." in e.content]
     assert envelope.rcpt_tos == ["alice@customer.test"]

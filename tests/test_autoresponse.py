@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.store.models import Article, Ticket
-from notifier import outbox
+from notifier.outbound import delivery
 from gateway.store.models import OutboundMail
 from tests.mails import make_mail
 
@@ -52,7 +52,7 @@ def test_auto_reply_headers_threading_and_stored_article(sink_app, smtp_sink):
     out = ingest_into(sink_app, make_mail(subject="Cannot log in", msgid="first@customer.test",
                                           references=["older@customer.test"]))
     t = ticket(sink_app, out.ticket_number)
-    results = outbox.drain(sink_app.store, sink_app.config)
+    results = delivery.drain(sink_app.store, sink_app.config)
     assert [r.status for r in results if r.status != "sent"] == []
     [msg] = delivered(handler, "alice@customer.test")
     assert msg["Auto-Submitted"] == "auto-replied"
@@ -82,7 +82,7 @@ def test_auto_follow_up(sink_app, smtp_sink):
     again = ingest_into(sink_app, make_mail(subject=f"Re: {hook} Need a laptop",
                                             body="Any news?"))
     assert again.ticket_number == first.ticket_number
-    outbox.drain(sink_app.store, sink_app.config)
+    delivery.drain(sink_app.store, sink_app.config)
     with sink_app.store.session() as s:
         kinds = list(s.execute(select(OutboundMail.kind).where(
             OutboundMail.kind.like("auto%")).order_by(OutboundMail.id)).scalars())
@@ -103,7 +103,7 @@ def test_reject_on_closed_ticket(conf_dir, make_app, smtp_sink):
         t.queue, t.state = "Large Hardware Purchases", "closed successful"
     out = ingest_into(app, make_mail(subject=f"Re: [Ticket#{first.ticket_number}] Quote"))
     assert out.ticket_number == first.ticket_number
-    outbox.drain(app.store, app.config)
+    delivery.drain(app.store, app.config)
     with app.store.session() as s:
         rows = s.execute(select(OutboundMail).where(OutboundMail.kind == "auto_reject")).all()
     assert len(rows) == 1
@@ -173,7 +173,7 @@ def test_salutation_and_signature_wrap_the_body(conf_dir, make_app, smtp_sink):
         "    salutation: \"Hello,\"\n    signature: \"-- \\nYour Help Desk\"\n"))
     app = make_app()
     ingest_into(app, make_mail(subject="Cannot log in"))
-    outbox.drain(app.store, app.config)
+    delivery.drain(app.store, app.config)
     [msg] = delivered(handler, "alice@customer.test")
     body = msg.get_content().replace("\r\n", "\n")
     assert body.startswith("Hello,\n\nDear Alice Customer,")

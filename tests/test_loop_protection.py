@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.app import open_app
-from notifier import loopguard, outbox
+from notifier import loopguard
+from notifier.outbound import delivery
 from gateway.store.models import OutboundMail
 from tests.conftest import CONF
 from tests.mails import make_mail
@@ -66,8 +67,8 @@ def ping_pong(a, b, handler, rounds: int, transform=lambda raw: raw) -> int:
     """Deliver A's outgoing mail to B and B's to A until nothing flows; returns rounds used."""
     seen: set = set()
     for n in range(rounds):
-        outbox.drain(a.store, a.config)
-        outbox.drain(b.store, b.config)
+        delivery.drain(a.store, a.config)
+        delivery.drain(b.store, b.config)
         moved = 0
         for target, domain in ((b, "b.test"), (a, "a.test")):
             for raw, mail_from, rcpts in take(handler, domain, seen, target):
@@ -132,7 +133,7 @@ def test_naive_vacation_responder_is_answered_at_most_limit_times(conf_dir, make
     seen: set = set()
     replies = 0
     for _ in range(30):
-        outbox.drain(app.store, app.config)
+        delivery.drain(app.store, app.config)
         got = take(handler, "customer.test", seen)
         if not got:
             break

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from gateway import tickets
 from gateway.store.models import Ticket, utcnow
-from notifier import outbox, timers
+from notifier import timers
+from notifier.outbound import delivery
 from gateway.store.models import OutboundMail
 from tests.mails import make_mail
 from tests.test_autoresponse import ingest_into, use_sink
@@ -85,7 +86,7 @@ def test_notification_mail_is_well_formed_and_delivered(conf_dir, make_app, smtp
     use_sink(conf_dir, controller)
     app = make_app()
     out = ingest_into(app, make_mail(subject="Cannot log in"))
-    outbox.drain(app.store, app.config)
+    delivery.drain(app.store, app.config)
     [env] = [e for e in handler.envelopes if e.rcpt_tos == ["max.lee@example.com"]]
     msg = email.message_from_bytes(env.content, policy=policy.default)
     assert msg["Auto-Submitted"] == "auto-generated"

@@ -19,7 +19,7 @@ from gateway.processing import process_inbound
 from gateway.store.models import Ticket, utcnow
 from notifier import escalation_watch, timers
 from gateway.store.models import EscalationEvent, OutboundMail
-from notifier.outbox import drain
+from notifier.outbound.delivery import drain
 from tests.conftest import free_port
 from tests.mails import make_mail
 

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from gateway.store.models import Ticket
-from notifier import message, outbox
+from notifier import message
+from notifier.outbound import delivery, queue
 from gateway.store.models import OutboundMail
 from tests.conftest import free_port
 from tests.mails import make_mail
@@ -48,13 +49,13 @@ def test_smarthost_down_then_back_delivers_each_mail_once(conf_dir, make_app):
     app = make_app()
     for i in range(3):
         ingest_into(app, make_mail(subject=f"Cannot log in {i}", frm=f"u{i}@customer.test"))
-    results = outbox.drain(app.store, app.config)
+    results = delivery.drain(app.store, app.config)
     assert results and {r.status for r in results} == {"retry"}
     assert all(r.status == "pending" and r.attempts == 1 and r.last_error for r in rows(app))
     # not due yet: a second run right away does nothing (backoff)
-    assert outbox.deliver_due(app.store, app.config) == []
+    assert delivery.deliver_due(app.store, app.config) == []
     # still down at the first retry: the backoff grows
-    outbox.drain(app.store, app.config, now=later(2))
+    delivery.drain(app.store, app.config, now=later(2))
     first = rows(app)
     assert all(r.attempts == 2 for r in first)
     assert all(r.next_attempt - later(2) > timedelta(seconds=90) for r in first)
@@ -62,9 +63,9 @@ def test_smarthost_down_then_back_delivers_each_mail_once(conf_dir, make_app):
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        results = outbox.drain(app.store, app.config, now=later(10))
+        results = delivery.drain(app.store, app.config, now=later(10))
         assert [r.status for r in results] == ["sent"] * len(first)
-        assert outbox.drain(app.store, app.config, now=later(60)) == []
+        assert delivery.drain(app.store, app.config, now=later(60)) == []
     finally:
         controller.stop()
     assert sorted(e.rcpt_tos[0] for e in handler.envelopes) == \
@@ -80,7 +81,7 @@ def test_5xx_fails_at_once_and_is_recorded_on_the_ticket(conf_dir, make_app, smt
     app = make_app()
     out = ingest_into(app, make_mail(subject="Cannot log in"))
     handler.reply = "550 5.1.1 no such user"
-    results = outbox.drain(app.store, app.config)
+    results = delivery.drain(app.store, app.config)
     assert {r.status for r in results} == {"failed"}
     [row] = [r for r in rows(app) if r.kind == "auto_reply"]
     assert row.status == "failed" and "550" in row.last_error and row.attempts == 1
@@ -91,8 +92,8 @@ def test_5xx_fails_at_once_and_is_recorded_on_the_ticket(conf_dir, make_app, smt
                for kind, text in history(app, tid))
     # an admin can put it back; it goes out once the server accepts
     handler.reply = "250 OK"
-    assert outbox.retry(app.store, row.id)
-    assert [r.status for r in outbox.drain(app.store, app.config)
+    assert queue.retry(app.store, row.id)
+    assert [r.status for r in delivery.drain(app.store, app.config)
             if r.outbound_id == row.id] == ["sent"]
 
 
@@ -102,10 +103,10 @@ def test_4xx_retries_then_gives_up_after_configured_time(conf_dir, make_app, smt
     app = make_app()
     out = ingest_into(app, make_mail(subject="Cannot log in"))
     handler.reply = "451 4.3.0 try later"
-    assert {r.status for r in outbox.drain(app.store, app.config)} == {"retry"}
-    assert {r.status for r in outbox.drain(app.store, app.config, now=later(30))} == {"retry"}
+    assert {r.status for r in delivery.drain(app.store, app.config)} == {"retry"}
+    assert {r.status for r in delivery.drain(app.store, app.config, now=later(30))} == {"retry"}
     assert all(r.status == "pending" for r in rows(app))
-    assert {r.status for r in outbox.drain(app.store, app.config, now=later(180))} == {"failed"}
+    assert {r.status for r in delivery.drain(app.store, app.config, now=later(180))} == {"failed"}
     assert all(r.status == "failed" and "451" in r.last_error for r in rows(app))
     with app.store.session() as s:
         tid = s.execute(select(Ticket.id).where(Ticket.number == out.ticket_number)).scalar()
@@ -118,11 +119,11 @@ def test_a_claimed_row_is_not_claimed_again_until_its_lease_ends(sink_app):
     ingest_into(sink_app, make_mail(subject="Cannot log in"))
     now = datetime.now(timezone.utc)
     settings = sink_app.config.outbound
-    first = outbox.claim(sink_app.store, settings, now, 10)
+    first = delivery.claim(sink_app.store, settings, now, 10)
     assert first
-    assert outbox.claim(sink_app.store, settings, now + timedelta(seconds=10), 10) == []
+    assert delivery.claim(sink_app.store, settings, now + timedelta(seconds=10), 10) == []
     after_lease = now + timedelta(seconds=settings["lease"] + 1)
-    assert [r.id for r in outbox.claim(sink_app.store, settings, after_lease, 10)] == \
+    assert [r.id for r in delivery.claim(sink_app.store, settings, after_lease, 10)] == \
         [r.id for r in first]
 
 
@@ -137,7 +138,7 @@ def test_concurrent_workers_send_each_mail_once(conf_dir, make_app, smtp_sink):
 
     def worker():
         try:
-            outbox.drain(app.store, app.config)
+            delivery.drain(app.store, app.config)
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -181,7 +182,7 @@ def test_injection_through_encoded_words_in_a_customer_mail(sink_app, smtp_sink)
     subject = "=?utf-8?q?Hello=0D=0ABcc=3A_evil=40attacker=2Etest?="
     frm = "=?utf-8?q?Eve=0D=0AX-Injected=3A_yes?= <eve@customer.test>"
     ingest_into(sink_app, make_mail(subject=subject, frm=frm))
-    outbox.drain(sink_app.store, sink_app.config)
+    delivery.drain(sink_app.store, sink_app.config)
     [env] = [e for e in handler.envelopes if e.rcpt_tos == ["eve@customer.test"]]
     head = env.content.split(b"\r\n\r\n", 1)[0]
     parsed = email.message_from_bytes(env.content, policy=policy.default)
@@ -195,7 +196,7 @@ def test_non_ascii_subject_and_body_are_encoded(sink_app, smtp_sink):
     _, handler = smtp_sink
     ingest_into(sink_app, make_mail(subject="Drucker kaputt – Grüße", frm="Jörg Müller "
                                     "<joerg@customer.test>"))
-    outbox.drain(sink_app.store, sink_app.config)
+    delivery.drain(sink_app.store, sink_app.config)
     [env] = [e for e in handler.envelopes if e.rcpt_tos == ["joerg@customer.test"]]
     parsed = email.message_from_bytes(env.content, policy=policy.default)
     assert "Grüße" in parsed["Subject"]
@@ -213,7 +214,7 @@ def test_outbox_command_lists_and_retries(conf_dir, make_app, smtp_sink, capsys)
     app = make_app()
     ingest_into(app, make_mail(subject="Cannot log in"))
     handler.reply = "554 5.7.1 rejected"
-    outbox.drain(app.store, app.config)
+    delivery.drain(app.store, app.config)
     [row] = rows(app, "auto_reply")
     argv = ["--conf", str(conf_dir), "--database", app.config.database_url]
     capsys.readouterr()
@@ -270,7 +271,7 @@ def test_concurrent_workers_on_postgresql_skip_locked(conf_dir, make_app, smtp_s
     for i in range(10):
         ingest_into(app, make_mail(subject=f"Cannot log in {i}", frm=f"p{i}@customer.test"))
     total = len(rows(app))
-    threads = [threading.Thread(target=outbox.drain, args=(app.store, app.config))
+    threads = [threading.Thread(target=delivery.drain, args=(app.store, app.config))
                for _ in range(4)]
     for t in threads:
         t.start()
@@ -303,7 +304,7 @@ def test_recipient_refused_at_rcpt_fails_that_mail_only(conf_dir, make_app):
         app = make_app()
         for who in ("gone", "busy", "fine"):
             ingest_into(app, make_mail(subject="Cannot log in", frm=f"{who}@customer.test"))
-        outbox.drain(app.store, app.config)
+        delivery.drain(app.store, app.config)
     finally:
         controller.stop()
     status = {r.rcpt_to[0]: r.status for r in rows(app, "auto_reply")}

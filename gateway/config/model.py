@@ -78,7 +78,7 @@ class Config:
     filter_engine: Any = None                       # filters.engine.FilterEngine
     prefilters: dict[str, dict] = field(default_factory=dict)  # name -> its settings
     templates: dict[str, Any] = field(default_factory=dict)    # notifier.templates.Template
-    outbound: dict = field(default_factory=dict)    # notifier.outbox OUTBOUND settings
+    outbound: dict = field(default_factory=dict)    # notifier.outbound.config OUTBOUND settings
     agent_auth: Any = None                          # gateway.agents.identity.AuthSettings
     acl: Any = None                                 # gateway.agents.acl.AclEngine
     slas: list = field(default_factory=list)        # gateway.sla.SLA, in order

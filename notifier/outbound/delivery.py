@@ -1,133 +1,28 @@
-"""The durable outbound queue and its sender worker.
-
-``queue_mail()`` adds a row in the caller's transaction, so a mail exists exactly when the
-event that caused it was committed. ``deliver_due()`` claims due rows with a lease
+"""Delivering the outbound queue: ``deliver_due()`` claims due rows with a lease
 (``claimed_until``; ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite),
 sends them through the smarthost with aiosmtplib and records the result: 2xx sent; 4xx and
 connection trouble retried with growing backoff until ``give_up_after`` (RFC 5321 4.5.4.1,
 default 4 days); 5xx failed at once. A failure is written to the ticket history. A crash
 between the SMTP answer and the commit can send a row again after its lease ends (at least
-once, never silently lost); a claimed row is never sent by two workers at the same time.
-
-Config (ticketgate.yaml ``outbound:``): host, port, tls (none | starttls | tls), username,
-password_env / password_file, timeout, give_up_after (e.g. 4d, 12h), lease (seconds),
-auto_response_limit (per sender address and 24 h, default 40), noreply_regex.
-"""
+once, never silently lost); a claimed row is never sent by two workers at the same time."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.message import Message
 
 import aiosmtplib
 from sqlalchemy import or_, select
 
-from gateway.config import ConfigSection, Problem
-from gateway.config.schema import Key, section
-from gateway.store.models import Article, Ticket, utcnow
+from gateway.store.models import OutboundMail, Ticket
 from gateway.tickets import add_history
-from notifier.message import body_text, wire_bytes
-from gateway.store.models import OutboundMail
 
 log = logging.getLogger("ticketgate.outbox")
-
-OUTBOUND = {
-    "host": Key(str, "127.0.0.1", "smarthost"),
-    "port": Key(int, 25, "smarthost port"),
-    "tls": Key(str, "none", "none | starttls | tls"),
-    "username": Key(str, None, "SMTP AUTH user"),
-    "password_env": Key(str, None, "environment variable holding the SMTP AUTH password"),
-    "password_file": Key(str, None, "file holding the SMTP AUTH password"),
-    "timeout": Key(float, 30.0, "seconds per SMTP conversation"),
-    "give_up_after": Key(str, "4d", "stop retrying a mail after this long (RFC 5321: 4-5 days)"),
-    "lease": Key(int, 300, "seconds a worker owns a claimed mail"),
-    "batch": Key(int, 50, "mails per delivery run"),
-    "auto_response_limit": Key(int, 40, "auto-responses per sender address per 24 h"),
-    "store_articles": Key(bool, False, "store each auto-response as an outgoing article on "
-                                       "the ticket (replies find the ticket either way)"),
-}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 BACKOFF_SECONDS = (60, 120, 300, 600, 1200, 1800, 3600)
 
 
-def parse_duration(text: str) -> timedelta:
-    m = _DURATION.match(str(text))
-    if not m:
-        raise ValueError(f"bad duration {text!r} (use e.g. 90s, 30m, 12h, 4d)")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
-    return timedelta(**{unit: int(m.group(1))})
-
-
-def load_outbound(config, problems: list[Problem]) -> None:
-    raw = config.raw.get("outbound") or {}
-    settings = section(raw, OUTBOUND, problems, "outbound")
-    if settings["tls"] not in ("none", "starttls", "tls"):
-        problems.append(Problem(getattr(raw, "file", "ticketgate.yaml"),
-                                raw.line_of("tls") if hasattr(raw, "line_of") else 0,
-                                "outbound.tls must be none, starttls or tls"))
-    try:
-        settings["give_up_after_td"] = parse_duration(settings["give_up_after"])
-    except ValueError as exc:
-        problems.append(Problem(getattr(raw, "file", "ticketgate.yaml"),
-                                raw.line_of("give_up_after") if hasattr(raw, "line_of") else 0,
-                                f"outbound.give_up_after: {exc}"))
-        settings["give_up_after_td"] = timedelta(days=4)
-    config.outbound = settings
-
-
-SECTION = ConfigSection("outbound", load_outbound)
-
-
-def queue_mail(session, message: Message, *, mail_from: str, rcpt_to: list[str],
-               ticket_id: int | None = None, article_id: int | None = None,
-               kind: str = "mail") -> OutboundMail:
-    """Add an outgoing mail to the queue in the caller's transaction."""
-    row = OutboundMail(
-        ticket_id=ticket_id, article_id=article_id, kind=kind, mail_from=mail_from,
-        rcpt_to=list(rcpt_to), rcpt_key=(rcpt_to[0] if rcpt_to else "").lower()[:320],
-        message_id=str(message["Message-ID"]).strip().strip("<>"),
-        subject=str(message["Subject"] or ""), raw=wire_bytes(message),
-        status="pending", attempts=0, next_attempt=utcnow())
-    session.add(row)
-    return row
-
-
-def outgoing_article(session, ticket, message: Message, *, sender_type: str = "system",
-                     internal: bool = False, flags: dict | None = None) -> Article:
-    """The ticket's record of a mail we send (direction "out"): its Message-ID is what a
-    customer's reply names in In-Reply-To/References, so the reply joins this ticket."""
-    def ids(value) -> str | None:
-        return " ".join(_MSGID.findall(str(value))) or None if value else None
-
-    article = Article(
-        ticket=ticket, direction="out", sender_type=sender_type, kind="email",
-        internal=internal, from_addr=str(message["From"] or ""), to_addr=str(message["To"] or ""),
-        cc_addr=str(message["Cc"] or ""), subject=str(message["Subject"] or ""),
-        body=body_text(message) if not message.is_multipart() else "",
-        content_type="text/plain", message_id=str(message["Message-ID"]).strip().strip("<>"),
-        in_reply_to=(str(message["In-Reply-To"]).strip().strip("<>")
-                     if message["In-Reply-To"] else None),
-        references=ids(message["References"]), flags=dict(flags or {}), created=utcnow())
-    session.add(article)
-    return article
-
-
-_MSGID = re.compile(r"<([^<>\s]+)>")
-
-
-def ticket_for_message_id(session, message_id: str):
-    """Follow-up lookup: the ticket a mail we sent (by its Message-ID) belongs to."""
-    row = session.execute(select(OutboundMail.ticket_id).where(
-        OutboundMail.message_id == message_id, OutboundMail.ticket_id.is_not(None))
-        .order_by(OutboundMail.id.desc()).limit(1)).scalar()
-    return session.get(Ticket, row) if row is not None else None
-
-
-# -- delivery ----------------------------------------------------------------------------------
 @dataclass
 class Result:
     outbound_id: int
@@ -260,17 +155,6 @@ def drain(store, config, now: datetime | None = None, rounds: int = 100) -> list
         if all(r.status != "sent" for r in results):
             break
     return out
-
-
-def retry(store, outbound_id: int) -> bool:
-    """Put a failed (or waiting) mail back in the queue, due now. False if unknown or sent."""
-    with store.session() as session:
-        row = session.get(OutboundMail, outbound_id)
-        if row is None or row.status == "sent":
-            return False
-        row.status, row.next_attempt, row.claimed_until = "pending", utcnow(), None
-        row.created = utcnow()   # a fresh give-up window
-        return True
 
 
 def job(app) -> None:
