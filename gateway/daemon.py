@@ -24,7 +24,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
 from gateway.config import ConfigError
+from gateway.config.loader import fingerprint
 from gateway.ingest.batch import GroupCommitter
 from gateway.ingest.source import SourceContext
 from gateway.processing import process_pending
@@ -95,8 +98,6 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
         self.ready = threading.Event()
-        from gateway.config.loader import fingerprint
-
         self._conf_fingerprint = fingerprint(app.config.dir)
 
     # ---- start / stop -------------------------------------------------------------------
@@ -160,8 +161,6 @@ class Daemon:
                                    replace_existing=True)
 
     def _start_scheduler(self) -> None:
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
         self.scheduler = AsyncIOScheduler(event_loop=self._loop)
         if self.enable_worker:
             self.scheduler.add_job(self._work.set, "interval", seconds=WORKER_INTERVAL,
@@ -232,16 +231,12 @@ class Daemon:
     # ---- reload ---------------------------------------------------------------------------
     async def _check_config_files(self) -> None:
         """Reload when a file under conf/ changed (once per change, also when it is broken)."""
-        from gateway.config.loader import fingerprint
-
         now = await asyncio.to_thread(fingerprint, self.app.config.dir)
         if now != self._conf_fingerprint:
             log.info("daemon: files under %s changed", self.app.config.dir)
             await self.reload()
 
     async def reload(self) -> bool:
-        from gateway.config.loader import fingerprint
-
         log.info("daemon: reloading configuration")
         self._conf_fingerprint = await asyncio.to_thread(fingerprint, self.app.config.dir)
         try:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.mail import ParsedMail
+from gateway.mail.text import html_to_text
 from gateway.store.models import Article, Ticket
 from gateway.ticket_number import TicketNumbers
 
@@ -81,8 +82,6 @@ def _reference_trusted(mode: str, mail: ParsedMail, article: Article) -> bool:
 
 
 def _attachment_texts(mail: ParsedMail) -> list[str]:
-    from gateway.mail.text import html_to_text
-
     texts = []
     for att in mail.attachments:
         if att.content_type in ("text/plain", "text/html") and len(att.data) < 1_000_000:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from gateway import apply as applier
 from gateway import routing
 from gateway.config.model import Config
 from gateway.followup import FollowUpMatch, find_ticket
@@ -81,8 +82,6 @@ class Pipeline:
 
     def apply(self, session: Session, decision: Decision, inbound_id: int | None = None):
         """Write the decision; returns (ticket, article) or (None, None) for ignored mail."""
-        from gateway import apply as applier
-
         ticket, article = applier.apply(self, session, decision, inbound_id)
         for hook in self.after_apply:
             hook.run(self, session, decision, ticket, article)

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import hmac
 
+from sqlalchemy import select
+
+from gateway.agents.identity import make_token, prove_by_token, prove_without_ticket
+from gateway.agents.mail_commands import decide_work
 from gateway.config import auto_responses
 from gateway.config.model import Config
+from gateway.followup import FollowUpMatch, _by_message_id, _follow_merges
+from gateway.store.models import Ticket
 
 
 def build_steps(config: Config) -> list:
@@ -52,8 +58,6 @@ def prefilters(pipeline, session, decision) -> None:
 def sender(pipeline, session, decision) -> None:
     """An agent's From is believed only with a proof (gateway/agents/identity.py); the
     reply-address token needs the ticket and is checked in ``agent_identity``."""
-    from gateway.agents.identity import prove_without_ticket
-
     mail, config = decision.mail, pipeline.config
     addr = mail.sender.email if mail.sender else None
     agent = config.agent_by_email(addr) if addr else None
@@ -103,14 +107,10 @@ def follow_up(pipeline, session, decision) -> None:
         match = _reply_address_ticket(pipeline, session, decision)
     bounce = decision.flags.get("bounce")
     if bounce and match is None and bounce.get("original_message_id"):
-        from gateway.followup import _by_message_id, _follow_merges
-
         ticket = _by_message_id(session, bounce["original_message_id"],
                                 pipeline.message_id_lookups)
         if ticket is not None:
             ticket, chain = _follow_merges(session, ticket)
-            from gateway.followup import FollowUpMatch
-
             match = FollowUpMatch(ticket, "bounced-message", bounce["original_message_id"], chain)
     if match is None:
         decision.note("follow-up", "no ticket number or known Message-ID: new ticket")
@@ -143,10 +143,6 @@ def follow_up(pipeline, session, decision) -> None:
 
 def _reply_address_ticket(pipeline, session, decision):
     """The ticket named by a reply address whose token is the claimed agent's."""
-    from gateway.agents.identity import make_token
-    from gateway.followup import FollowUpMatch, _follow_merges
-    from gateway.store.models import Ticket
-
     claim = decision.flags.get("agent_claim")
     settings = pipeline.config.agent_auth
     if claim is None or "token" not in settings.methods:
@@ -166,8 +162,6 @@ def _reply_address_ticket(pipeline, session, decision):
 # -- 4b. the agent's proof that needs the ticket (reply-address token) ----------------------
 def agent_identity(pipeline, session, decision) -> None:
     """Finish the proof of an agent's identity now that the ticket is known."""
-    from gateway.agents.identity import prove_by_token
-
     claim = decision.flags.get("agent_claim")
     config = pipeline.config
     if claim is not None:
@@ -199,10 +193,6 @@ def _merged_ids(session, match) -> set[int]:
     """Ids of the merged tickets the follow-up match went through (their tokens stay valid)."""
     if match is None or not match.merged_from:
         return set()
-    from sqlalchemy import select
-
-    from gateway.store.models import Ticket
-
     return set(session.execute(select(Ticket.id).where(Ticket.number.in_(match.merged_from)))
                .scalars())
 
@@ -234,8 +224,6 @@ def queue_for_new_ticket(pipeline, session, decision) -> None:
 
 # -- 6. an agent's #commands and reply rights (checked here, applied in gateway/apply.py) -----
 def agent_commands(pipeline, session, decision) -> None:
-    from gateway.agents.mail_commands import decide_work
-
     if decision.sender_type != "agent":
         return
     decide_work(pipeline, decision)

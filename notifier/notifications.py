@@ -12,6 +12,7 @@ import logging
 from gateway.ticket_number import TicketNumbers
 from gateway.tickets import add_history
 from notifier import message
+from notifier.autoresponse import context
 from notifier.senders import system_sender
 from notifier.outbound.queue import queue_mail
 from notifier.templates import RenderError
@@ -71,8 +72,6 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
     for agent in agents:
         rendered = None
         if template is not None:
-            from notifier.autoresponse import context
-
             ctx = context(_Numbers(numbers, config), ticket, article, "", "")
             try:
                 rendered = template.render(**ctx, agent={"login": agent.login,

@@ -207,7 +207,7 @@ _MUST_SIGN = (b"subject", b"in-reply-to", b"references")
 
 
 def _dkim(settings, agent, address, mail, envelope):
-    import dkim
+    import dkim  # start-up time: dkimpy (and dnspython) only for agents' DKIM-signed mail
 
     want = domain_of(address)
     try:

@@ -21,6 +21,8 @@ from typing import Callable
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from gateway import tickets
+from gateway.agents.acl import ticket_attributes, user_attributes
 from gateway.agents.quoting import customer_text
 
 _LINE = re.compile(r"^#([A-Za-z][A-Za-z_-]*)(?:[ \t]+(.*?))?[ \t]*$")
@@ -86,8 +88,6 @@ class Context:
         return self.config.agent_rights(self.agent, self.group(queue_name))
 
     def acl_check(self, key, value):
-        from gateway.agents.acl import ticket_attributes, user_attributes
-
         if self.acl is None:
             return True, "no ACLs"
         users = user_attributes(self.config, self.agent)
@@ -291,8 +291,6 @@ REPLY = MailCommand("reply", "rw", "reply", lambda ctx, arg: [])
 
 # ---- applying (inside the mail's transaction) -----------------------------------------------
 def apply_changes(session, ticket, article, verdicts: list[CommandVerdict], agent_login) -> None:
-    from gateway import tickets
-
     for verdict in verdicts:
         reason = f"#{verdict.command.name} by {agent_login}"
         if not verdict.ok:

@@ -15,6 +15,7 @@ import hmac
 import logging
 import socket
 import ssl
+import threading
 import time
 from email.utils import formatdate
 from typing import Callable
@@ -302,8 +303,6 @@ class BackgroundListeners:
 
     def __init__(self, app, confs: list[ListenerConf], *, max_batch: int = 200,
                  on_commit: Callable | None = None):
-        import threading
-
         self.app, self.confs = app, confs
         self.loop = asyncio.new_event_loop()
         self.committer = GroupCommitter(lambda: self.app.store, max_batch=max_batch,

@@ -80,6 +80,7 @@ def migrate(engine: Engine) -> None:
     database already at the newest revision costs one query, not an Alembic run)."""
     if _at_head(engine):
         return
+    # start-up time: a pipe ingest on a current schema never loads Alembic
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
