@@ -28,7 +28,7 @@ def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
              queue: str | None = None, limit: int = 200) -> list[dict]:
     """Open tickets with a deadline before now + due (all breached ones included), soonest
     first."""
-    from gateway.escalation import working_minutes_left
+    from gateway.sla.deadlines import working_minutes_left
 
     columns = (Ticket.first_response_due, Ticket.update_due, Ticket.solution_due)
     if due is not None:

@@ -72,11 +72,11 @@ def deadlines_for(config: Config, queue_name: str, state: str, created: datetime
                   paused_minutes: int = 0) -> dict:
     """The deadline columns of a ticket with these values (all None when it cannot escalate).
 
-    Times come from the first matching SLA (gateway/sla.py; ``fields`` has type, customer_id,
+    Times come from the first matching SLA (gateway/sla/slas.py; ``fields`` has type, customer_id,
     customer_user, priority), else from the queue. Closed, removed and merged tickets have no
     deadlines; pending ones neither while ``escalation.suspend_pending`` is on (default)."""
-    from gateway import sla as sla_mod
-    from gateway.escalation import TicketClock, compute_deadlines
+    from gateway.sla import slas as sla_mod
+    from gateway.sla.deadlines import TicketClock, compute_deadlines
 
     out = dict.fromkeys(DEADLINE_COLUMNS)
     queue = config.queues.get(queue_name)

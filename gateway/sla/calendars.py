@@ -21,7 +21,7 @@ import bisect
 import datetime as _dt
 from datetime import timezone
 
-from gateway.calendar_config import CalendarError, CalendarSpec, parse_config
+from gateway.sla.calendar_config import CalendarError, CalendarSpec, parse_config
 
 __all__ = ["Calendar", "CalendarError", "MAX_YEARS"]
 
