@@ -57,7 +57,7 @@ def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
 
 def rebuild(store, config, *, chunk: int = 2000, progress=None) -> int:
     """Recompute the deadlines of every ticket that can escalate. Returns the count."""
-    from gateway.tickets import deadlines_for, sla_fields
+    from gateway.sla.clock import deadlines_for, sla_fields
 
     closed = [s for s, t in config.states.items() if t in ("closed", "removed", "merged")]
     with store.read_session() as session:

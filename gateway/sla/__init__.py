@@ -4,4 +4,5 @@
 - ``calendar_config``: parsing and checking one calendar of ``conf/calendars.yaml``.
 - ``slas``: service level agreements from ``conf/sla.yaml`` and which one a ticket gets.
 - ``deadlines``: pure deadline computation (escalation times, the six instants, due events).
+- ``clock``: a stored ticket's clock: its deadline columns and the stop/resume of solution time.
 """
