@@ -107,6 +107,10 @@ class Config:
         return self.states.get(state, "open")
 
     def is_closed(self, state: str) -> bool:
+        """Closed in the follow-up sense (state type closed or removed): a mail to such a ticket
+        follows the queue's ``follow_up`` option, and an agent setting it needs the close
+        right. Not the escalation rule: ``gateway.sla.clock.stops_clock`` also stops the clock
+        of merged tickets and, with ``escalation.suspend_pending``, of pending ones."""
         return self.state_type(state) in ("closed", "removed")
 
     def agent_rights(self, agent: Agent, group: str | None) -> frozenset[str]:
