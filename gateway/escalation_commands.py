@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import or_, select, update
 
-from gateway.sla.clock import calendar_for, deadlines_for, sla_fields, stopped_states
+from gateway.sla.clock import deadlines_for, sla_fields, stopped_states, ticket_calendar
 from gateway.sla.deadlines import working_minutes_left
 from gateway.store.models import Ticket
 
@@ -40,7 +40,7 @@ def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
         query = query.where((Ticket.queue == queue) | Ticket.queue.like(f"{queue}::%"))
     rows = []
     for ticket in session.execute(query).scalars():
-        cal = calendar_for(config, ticket.queue)
+        cal = ticket_calendar(config, ticket)
         for kind in KIND_LABELS:
             deadline = getattr(ticket, f"{kind}_due")
             if deadline is None or (due is not None and deadline > now + due):

@@ -2,17 +2,21 @@
 stops the escalation clock, used by the ticket store, the solution clock and rebuild."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from sqlalchemy import select
 
 from gateway.app import load_config
 from gateway.config.schema import DEFAULT_STATES
-from gateway.escalation_commands import rebuild
+from gateway.escalation_commands import rebuild, upcoming
 from gateway.sla import clock
 from gateway.sla.clock import (RUNNING, STOPPED, SUSPENDED, calendar_for, clock_state, sla_for,
                                stopped_states, stops_clock)
+from gateway.sla.deadlines import EscalationResponseTimeStart
 from gateway.store.models import Ticket
 from gateway.tickets import touch
+from notifier import escalation_watch
 from tests.mails import make_mail
 
 WEEKEND_DESK = """
@@ -147,3 +151,41 @@ def test_store_solution_clock_and_rebuild_ask_the_one_rule(app, ingest, monkeypa
         touch(t, app.config)
         assert t.solution_due is not None and t.solution_stopped_at is None
     assert rebuild(app.store, app.config) == 1
+
+
+SATURDAY = datetime(2030, 1, 5, 10, 0, tzinfo=timezone.utc)   # no work on the default calendar
+
+
+def gold_ticket_on_saturday(app, ingest):
+    """A ticket in Unassigned (default calendar: Berlin office hours) for customer ACME, so SLA
+    Gold applies: first response 60 minutes on the around-the-clock calendar."""
+    out = ingest(make_mail(subject="gold"))
+    with app.store.session() as s:
+        t = s.execute(select(Ticket).where(Ticket.number == out.ticket_number)).scalar_one()
+        assert t.queue == "Unassigned"
+        t.created = t.last_contact = SATURDAY
+        t.customer_id = "ACME"
+        touch(t, app.config)
+        assert t.first_response_due == SATURDAY + timedelta(minutes=60)
+    return out.ticket_number
+
+
+def test_escalations_list_counts_time_left_on_the_sla_calendar(app, ingest):
+    """`ticketgate escalations` and the escalation scan agree for an SLA ticket: minutes left
+    run down on the SLA's calendar (not the queue's) and reach zero when the scan fires."""
+    number = gold_ticket_on_saturday(app, ingest)
+    due = SATURDAY + timedelta(minutes=60)
+
+    def first_response(now):
+        with app.store.session() as s:
+            rows = upcoming(s, app.config, now=now)
+        return next(r for r in rows if r["number"] == number and r["kind"] == "first_response")
+
+    assert first_response(due - timedelta(minutes=30))["left"] == 30
+    row = first_response(due - timedelta(minutes=1))
+    assert row["left"] == 1 and row["breached"] is False
+    assert (number, EscalationResponseTimeStart) not in \
+        escalation_watch.scan(app.store, app.config, now=due - timedelta(minutes=1))
+    assert first_response(due)["breached"] is True
+    assert (number, EscalationResponseTimeStart) in \
+        escalation_watch.scan(app.store, app.config, now=due)

@@ -69,6 +69,13 @@ def sla_for(config: Config, queue_name: str, fields: dict | None = None,
     return slas.find(config, {**(fields or {}), "queue": queue_name}, dynamic_fields)
 
 
+def ticket_calendar(config: Config, ticket) -> Calendar:
+    """``calendar_for`` a stored ticket (or a row with its SLA fields) and the SLA it gets: the
+    calendar its deadlines are computed on, so the time left on them counts there too."""
+    return calendar_for(config, ticket.queue,
+                        sla_for(config, ticket.queue, sla_fields(ticket), ticket.dynamic_fields))
+
+
 def deadlines_for(config: Config, queue_name: str, state: str, created: datetime,
                   first_agent_contact: datetime | None, last_contact: datetime | None,
                   fields: dict | None = None, dynamic_fields: dict | None = None,
