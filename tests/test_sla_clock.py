@@ -11,8 +11,9 @@ from gateway.app import load_config
 from gateway.config.schema import DEFAULT_STATES
 from gateway.escalation_commands import rebuild, upcoming
 from gateway.sla import clock
-from gateway.sla.clock import (RUNNING, STOPPED, SUSPENDED, calendar_for, clock_state, sla_for,
-                               stopped_states, stops_clock)
+from gateway.sla.clock import (RUNNING, STOPPED, SUSPENDED, calendar_for, clock_state,
+                               recompute_escalation, sla_for, solution_clock, stopped_states,
+                               stops_clock)
 from gateway.sla.deadlines import EscalationResponseTimeStart
 from gateway.store.models import Ticket
 from gateway.tickets import touch
@@ -189,3 +190,22 @@ def test_escalations_list_counts_time_left_on_the_sla_calendar(app, ingest):
     assert first_response(due)["breached"] is True
     assert (number, EscalationResponseTimeStart) in \
         escalation_watch.scan(app.store, app.config, now=due)
+
+
+def test_solution_time_paused_counts_on_the_sla_calendar(app, ingest):
+    """Closed for two hours on a Saturday: Gold's around-the-clock calendar counts them, so the
+    solution deadline (also on that calendar) moves out by 120 minutes; the queue's office
+    hours would have counted 0 and eaten two hours of the ticket's solution time."""
+    number = gold_ticket_on_saturday(app, ingest)
+    with app.store.session() as s:
+        t = s.execute(select(Ticket).where(Ticket.number == number)).scalar_one()
+        due = t.solution_due
+        assert due == SATURDAY + timedelta(minutes=1440)
+        t.state = "closed successful"
+        solution_clock(t, app.config, SATURDAY + timedelta(hours=1))
+        recompute_escalation(t, app.config)
+        t.state = "open"
+        solution_clock(t, app.config, SATURDAY + timedelta(hours=3))
+        recompute_escalation(t, app.config)
+        assert t.solution_paused_minutes == 120
+        assert t.solution_due == due + timedelta(minutes=120)

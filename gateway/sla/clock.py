@@ -71,7 +71,7 @@ def sla_for(config: Config, queue_name: str, fields: dict | None = None,
 
 def ticket_calendar(config: Config, ticket) -> Calendar:
     """``calendar_for`` a stored ticket (or a row with its SLA fields) and the SLA it gets: the
-    calendar its deadlines are computed on, so the time left on them counts there too."""
+    calendar its deadlines are computed on, so time left and paused time count there too."""
     return calendar_for(config, ticket.queue,
                         sla_for(config, ticket.queue, sla_fields(ticket), ticket.dynamic_fields))
 
@@ -124,7 +124,7 @@ def solution_clock(ticket: Ticket, config: Config, now: datetime) -> None:
     if stopped and ticket.solution_stopped_at is None:
         ticket.solution_stopped_at = now
     elif not stopped and ticket.solution_stopped_at is not None:
-        calendar = calendar_for(config, ticket.queue)
+        calendar = ticket_calendar(config, ticket)
         ticket.solution_paused_minutes = (ticket.solution_paused_minutes or 0) + \
             calendar.between(ticket.solution_stopped_at, now)
         ticket.solution_stopped_at = None
