@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
+from gateway.sla.clock import calendar_for
+
 NAMES = ("state", "queue", "owner", "responsible", "priority", "lock", "unlock", "pending",
          "note", "time", "field")
 # command -> right needed on the ticket queue's group (queue also: move_into on the target)
@@ -228,8 +230,7 @@ def _pending(ctx, arg):
         naive = datetime.strptime(f"{m.group(1)} {m.group(2) or '00:00'}", "%Y-%m-%d %H:%M")
     except ValueError as exc:
         raise ValueError(f"bad pending date {arg!r}: {exc}") from None
-    queue = ctx.config.queues.get(ctx.current("queue"))
-    calendar = ctx.config.calendars.get(queue.calendar if queue else "default")
+    calendar = calendar_for(ctx.config, ctx.current("queue"))
     tz = getattr(calendar, "tz", None) or ZoneInfo("UTC")
     when = naive.replace(tzinfo=tz).astimezone(timezone.utc)
     state = m.group(3).strip() or "pending reminder"
