@@ -80,7 +80,7 @@ class Calendar:
     def _country_holidays(self, year: int) -> frozenset[_dt.date]:
         got = self._country_years.get(year)
         if got is None:
-            import holidays as _holidays
+            import holidays as _holidays    # on first use: the package takes ~75 ms to import
             got = frozenset(_holidays.country_holidays(
                 self.spec.country, subdiv=self.spec.subdivision, years=year).keys())
             self._country_years[year] = got
