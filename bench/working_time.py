@@ -1,4 +1,4 @@
-"""Benchmark: gateway.calendars add/between vs a naive minute-walk.
+"""Benchmark: gateway.sla.calendars add/between vs a naive minute-walk.
 
 Run: .venv/bin/python bench/working_time.py [--seconds 0.5]
 
@@ -24,7 +24,7 @@ import random  # noqa: E402
 import time  # noqa: E402
 from zoneinfo import ZoneInfo  # noqa: E402
 
-from gateway.calendars import Calendar  # noqa: E402
+from gateway.sla.calendars import Calendar  # noqa: E402
 
 UTC = dt.timezone.utc
 CONFIG = {

@@ -15,12 +15,13 @@ from pathlib import Path
 import filters
 import notifier
 from gateway import config as config_pkg
-from gateway import daemon_config, sla
+from gateway import daemon_config
 from gateway.agents import acl, identity
 from gateway.ingest import kinds as ingest
 from gateway.config import Config
 from gateway.parts import Parts
 from gateway.pipeline import Pipeline
+from gateway.sla import slas as sla
 from gateway.store.db import Store, open_store
 
 PARTS = Parts(

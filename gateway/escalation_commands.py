@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import or_, select, update
 
+from gateway.sla.clock import deadlines_for, sla_fields, stopped_states, ticket_calendar
+from gateway.sla.deadlines import working_minutes_left
 from gateway.store.models import Ticket
 
 KIND_LABELS = {"first_response": "first response", "update": "update", "solution": "solution"}
@@ -28,8 +30,6 @@ def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
              queue: str | None = None, limit: int = 200) -> list[dict]:
     """Open tickets with a deadline before now + due (all breached ones included), soonest
     first."""
-    from gateway.escalation import working_minutes_left
-
     columns = (Ticket.first_response_due, Ticket.update_due, Ticket.solution_due)
     if due is not None:
         query = select(Ticket).where(or_(*(c <= now + due for c in columns)))
@@ -40,9 +40,7 @@ def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
         query = query.where((Ticket.queue == queue) | Ticket.queue.like(f"{queue}::%"))
     rows = []
     for ticket in session.execute(query).scalars():
-        q = config.queues.get(ticket.queue)
-        cal = config.calendars.get(q.calendar if q else "default") or \
-            config.calendars["default"]
+        cal = ticket_calendar(config, ticket)
         for kind in KIND_LABELS:
             deadline = getattr(ticket, f"{kind}_due")
             if deadline is None or (due is not None and deadline > now + due):
@@ -57,9 +55,7 @@ def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
 
 def rebuild(store, config, *, chunk: int = 2000, progress=None) -> int:
     """Recompute the deadlines of every ticket that can escalate. Returns the count."""
-    from gateway.tickets import deadlines_for, sla_fields
-
-    closed = [s for s, t in config.states.items() if t in ("closed", "removed", "merged")]
+    closed = stopped_states(config)
     with store.read_session() as session:
         total = session.execute(select(Ticket.id).where(Ticket.state.not_in(closed))
                                 .order_by(Ticket.id)).scalars().all()

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from gateway.escalation import EVENTS, Deadlines, due_events
+from gateway.sla.deadlines import EVENTS, Deadlines, due_events
 from gateway.store.models import Ticket
 from gateway.tickets import add_history
 from gateway.store.models import EscalationEvent

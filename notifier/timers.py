@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 
 from gateway import tickets
+from gateway.sla.clock import calendar_for
 from gateway.store.models import Article, History, Ticket
 from notifier.escalation_watch import emit_once
 from notifier.notifications import PENDING_REMINDER, UNLOCK_TIMEOUT, notify
@@ -44,7 +45,7 @@ def unlock_timeouts(store, config, now: datetime | None = None) -> list[str]:
             queue = config.queues[ticket.queue]
             if config.is_closed(ticket.state):
                 continue
-            calendar = config.calendars.get(queue.calendar) or config.calendars["default"]
+            calendar = calendar_for(config, queue.name)   # the queue's: unlock is not an SLA time
             idle = calendar.between(last_agent_activity(session, ticket), now)
             if idle < queue.unlock_timeout:
                 continue

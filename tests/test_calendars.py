@@ -1,4 +1,4 @@
-"""gateway.calendars: hand-checked tables plus property tests against a naive
+"""gateway.sla.calendars: hand-checked tables plus property tests against a naive
 minute-walk reference implemented here (independent of the library)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from zoneinfo import ZoneInfo
 
-from gateway.calendars import MAX_YEARS, Calendar, CalendarError
+from gateway.sla.calendars import MAX_YEARS, Calendar, CalendarError
 
 UTC = timezone.utc
 BER = ZoneInfo("Europe/Berlin")

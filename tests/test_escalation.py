@@ -1,4 +1,4 @@
-"""gateway.escalation: deadlines, notify instants, time left and due events."""
+"""gateway.sla.deadlines: deadlines, notify instants, time left and due events."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,10 +7,10 @@ from datetime import timezone
 import pytest
 from zoneinfo import ZoneInfo
 
-from gateway.calendars import Calendar
-from gateway import escalation as esc
-from gateway.escalation import (Deadlines, EscalationTimes, TicketClock, compute_deadlines,
-                                due_events, working_minutes_left)
+from gateway.sla import deadlines as esc
+from gateway.sla.calendars import Calendar
+from gateway.sla.deadlines import (Deadlines, EscalationTimes, TicketClock, compute_deadlines,
+                                   due_events, working_minutes_left)
 
 BER = ZoneInfo("Europe/Berlin")
 UTC = timezone.utc

@@ -112,7 +112,7 @@ def test_escalations_command(conf_dir, db_url, app, ingest):
 def test_reopened_ticket_resumes_solution_time(app, ingest):
     """Closed for two working hours, then reopened: the solution deadline moves out by
     exactly those two hours (it resumes, it does not restart from zero)."""
-    from gateway.tickets import solution_clock, recompute_escalation
+    from gateway.sla.clock import recompute_escalation, solution_clock
 
     out = ingest(make_mail(subject="resume"), queue="Network Outage")   # 24x7 calendar
     with app.store.session() as s:

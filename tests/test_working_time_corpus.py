@@ -1,4 +1,4 @@
-"""OTRS working-time cases (shared corpus) run against gateway.calendars.
+"""OTRS working-time cases (shared corpus) run against gateway.sla.calendars.
 
 The corpus lives outside the repo: ``../shared/corpus/otrs-working-time/cases.yml``
 relative to the repo root, or ``$TICKETGATE_CORPUS/otrs-working-time/cases.yml``.
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from gateway.calendars import Calendar
+from gateway.sla.calendars import Calendar
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from gateway import tickets
 from gateway.agents.acl import ticket_attributes, user_attributes
 from gateway.agents.quoting import customer_text
+from gateway.sla.clock import calendar_for
 
 _LINE = re.compile(r"^#([A-Za-z][A-Za-z_-]*)(?:[ \t]+(.*?))?[ \t]*$")
 MAX_COMMANDS = 30
@@ -224,8 +225,7 @@ def _pending(ctx, arg):
         naive = datetime.strptime(f"{m.group(1)} {m.group(2) or '00:00'}", "%Y-%m-%d %H:%M")
     except ValueError as exc:
         raise ValueError(f"bad pending date {arg!r}: {exc}") from None
-    queue = ctx.config.queues.get(ctx.current("queue"))
-    calendar = ctx.config.calendars.get(queue.calendar if queue else "default")
+    calendar = calendar_for(ctx.config, ctx.current("queue"))
     tz = getattr(calendar, "tz", None) or ZoneInfo("UTC")
     when = naive.replace(tzinfo=tz).astimezone(timezone.utc)
     state = m.group(3).strip() or "pending reminder"

@@ -170,7 +170,7 @@ def _at(mapping, key, message) -> Problem:
 
 
 def _calendars(raw, problems):
-    from gateway import calendars as cal_mod
+    from gateway.sla import calendars as cal_mod
 
     calendars = {}
     if raw is None:
@@ -192,7 +192,7 @@ def _calendars(raw, problems):
 
 
 def _default_calendar():
-    from gateway.calendars import Calendar
+    from gateway.sla.calendars import Calendar
 
     week = {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
     return {"default": Calendar.from_config("default", {"timezone": "UTC", "working_hours": week})}
@@ -245,7 +245,7 @@ def _agents(raw, roles, groups, problems):
 
 
 def _queues(raw, groups, calendars, problems):
-    from gateway.escalation import EscalationTimes
+    from gateway.sla.deadlines import EscalationTimes
 
     queues: dict[str, Queue] = {}
     if raw is None:

@@ -11,7 +11,7 @@ class Queue:
     name: str
     group: str | None
     calendar: str = "default"
-    escalation: Any = None            # gateway.escalation.EscalationTimes
+    escalation: Any = None            # gateway.sla.deadlines.EscalationTimes
     follow_up: str = "possible"       # possible | reject | new_ticket
     follow_up_state: str = "open"
     lock_after_follow_up: bool = False
@@ -72,7 +72,7 @@ class Config:
     states: dict[str, str]            # state name -> state type
     priorities: list[str]
     default_priority: str
-    calendars: dict[str, Any]         # name -> gateway.calendars.Calendar
+    calendars: dict[str, Any]         # name -> gateway.sla.calendars.Calendar
     # Set by the ConfigSection units gateway.app passes to load_config (one field each):
     filters: list = field(default_factory=list)     # filters.engine rules, in order
     filter_engine: Any = None                       # filters.engine.FilterEngine
@@ -81,7 +81,7 @@ class Config:
     outbound: dict = field(default_factory=dict)    # notifier.outbound.config OUTBOUND settings
     agent_auth: Any = None                          # gateway.agents.identity.AuthSettings
     acl: Any = None                                 # gateway.agents.acl.AclEngine
-    slas: list = field(default_factory=list)        # gateway.sla.SLA, in order
+    slas: list = field(default_factory=list)        # gateway.sla.slas.SLA, in order
     raw: dict = field(default_factory=dict)          # other sections, validated by their owners
     files: list[Path] = field(default_factory=list)  # every file read (for reload on change)
 
@@ -107,6 +107,10 @@ class Config:
         return self.states.get(state, "open")
 
     def is_closed(self, state: str) -> bool:
+        """Closed in the follow-up sense (state type closed or removed): a mail to such a ticket
+        follows the queue's ``follow_up`` option, and an agent setting it needs the close
+        right. Not the escalation rule: ``gateway.sla.clock.stops_clock`` also stops the clock
+        of merged tickets and, with ``escalation.suspend_pending``, of pending ones."""
         return self.state_type(state) in ("closed", "removed")
 
     def agent_rights(self, agent: Agent, group: str | None) -> frozenset[str]:

@@ -52,7 +52,7 @@ class Ticket(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     changed: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # escalation clock and deadlines (recomputed on every change; see gateway/escalation.py)
+    # escalation clock and deadlines (recomputed on every change; see gateway/sla/clock.py)
     first_agent_contact: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_contact: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_response_due: Mapped[datetime | None] = mapped_column(UTCDateTime)

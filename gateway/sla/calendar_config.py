@@ -1,7 +1,7 @@
 """Parsing and validation of business-hours calendar configuration.
 
 Pure functions turning one mapping of ``conf/calendars.yaml`` into a
-:class:`CalendarSpec`; :class:`gateway.calendars.Calendar` is built from that.
+:class:`CalendarSpec`; :class:`gateway.sla.calendars.Calendar` is built from that.
 See ``docs/calendars.md`` for the format.
 """
 from __future__ import annotations

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from gateway.config import ConfigSection, Problem
 from gateway.config.schema import Key, section
 from gateway.config.yamlload import ConfigError, LineDict, load_yaml
+from gateway.sla.deadlines import EscalationTimes
 
 SLA_KEYS = {
     "name": Key(str, None, "name (a filter can pin it with dynamic field SLA)"),
@@ -39,7 +40,7 @@ class SLA:
     name: str
     match: dict[str, re.Pattern]
     calendar: str | None
-    escalation: object  # gateway.escalation.EscalationTimes
+    escalation: EscalationTimes
 
     def matches(self, fields: dict) -> bool:
         return all(pattern.search(str(fields.get(key) or "")) for key, pattern in
@@ -60,8 +61,6 @@ def find(config, fields: dict, dynamic_fields: dict | None) -> SLA | None:
 
 
 def load_slas(config, problems: list[Problem]) -> None:
-    from gateway.escalation import EscalationTimes
-
     config.slas = []
     path = config.dir / "sla.yaml"
     if not path.exists():

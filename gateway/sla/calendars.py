@@ -21,7 +21,7 @@ import bisect
 import datetime as _dt
 from datetime import timezone
 
-from gateway.calendar_config import CalendarError, CalendarSpec, parse_config
+from gateway.sla.calendar_config import CalendarError, CalendarSpec, parse_config
 
 __all__ = ["Calendar", "CalendarError", "MAX_YEARS"]
 
@@ -80,7 +80,7 @@ class Calendar:
     def _country_holidays(self, year: int) -> frozenset[_dt.date]:
         got = self._country_years.get(year)
         if got is None:
-            import holidays as _holidays
+            import holidays as _holidays    # on first use: the package takes ~75 ms to import
             got = frozenset(_holidays.country_holidays(
                 self.spec.country, subdiv=self.spec.subdivision, years=year).keys())
             self._country_years[year] = got

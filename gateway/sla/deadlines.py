@@ -2,7 +2,7 @@
 
 ``compute_deadlines`` turns what the store knows about a ticket (:class:`TicketClock`)
 and a queue's :class:`EscalationTimes` into UTC deadlines on a business-hours
-:class:`~gateway.calendars.Calendar`. ``due_events`` lists the escalation events
+:class:`~gateway.sla.calendars.Calendar`. ``due_events`` lists the escalation events
 whose instant fell into a polling window ``(since, now]``.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, fields
 
-from gateway.calendars import Calendar, _to_epoch
+from gateway.sla.calendars import Calendar, _to_epoch
 
 __all__ = [
     "EscalationTimes", "TicketClock", "Deadlines", "compute_deadlines",
