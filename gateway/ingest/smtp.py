@@ -15,7 +15,6 @@ import hmac
 import logging
 import socket
 import ssl
-import threading
 import time
 from email.utils import formatdate
 from typing import Callable
@@ -294,50 +293,3 @@ class Listener:
 def build_listeners(config, context: SourceContext) -> list[Listener]:
     return [Listener(conf, context.committer, context.config_of, hostname=config.fqdn)
             for conf in listeners_of(config)]
-
-
-
-class BackgroundListeners:
-    """Run listeners + a group committer on their own event loop in a thread (tests, bench,
-    embedding). ``with BackgroundListeners(app, [conf]) as bg: bg.listeners[0].port``."""
-
-    def __init__(self, app, confs: list[ListenerConf], *, max_batch: int = 200,
-                 on_commit: Callable | None = None):
-        self.app, self.confs = app, confs
-        self.loop = asyncio.new_event_loop()
-        self.committer = GroupCommitter(lambda: self.app.store, max_batch=max_batch,
-                                        on_commit=on_commit)
-        self.listeners = [Listener(c, self.committer, lambda: self.app.config,
-                                   hostname="ticketgate.test") for c in confs]
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
-                                        name="smtp-listeners")
-
-    def _run(self, coro, timeout=30):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start(self):
-        self._thread.start()
-
-        async def up():
-            self.committer.start()
-            for listener in self.listeners:
-                await listener.start()
-        self._run(up())
-        return self
-
-    def stop(self):
-        async def down():
-            for listener in self.listeners:
-                await listener.stop(grace=2)
-            await self.committer.stop()
-        try:
-            self._run(down())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(5)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
