@@ -31,7 +31,7 @@ PARTS = Parts(
     after_apply=notifier.AFTER_APPLY,
     message_id_lookups=notifier.MESSAGE_ID_LOOKUPS,
     jobs=notifier.JOBS,
-    sources=(ingest.LISTENERS, ingest.MAIL_ACCOUNTS),
+    sources=ingest.SOURCE_KINDS,
 )
 
 

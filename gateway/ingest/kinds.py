@@ -1,5 +1,5 @@
-"""The daemon's kinds of ingest source, as the composition root lists them: SMTP/LMTP
-listeners and IMAP mail accounts. The builders import their protocol modules when called,
+"""The daemon's kinds of ingest source, in the order the composition root starts them
+(``SOURCE_KINDS``): SMTP/LMTP listeners and IMAP mail accounts. The builders import their protocol modules when called,
 so building the app (a pipe ``ingest``) never loads aiosmtpd or imapclient."""
 from __future__ import annotations
 
@@ -23,3 +23,5 @@ LISTENERS = SourceKind("smtp", _listeners, status_key="listeners", on_reload="ke
                        identity=lambda l: (l.conf.name, l.conf.host, l.conf.port,
                                            l.conf.protocol))
 MAIL_ACCOUNTS = SourceKind("imap", _accounts, status_key="mail_accounts", on_reload="restart")
+
+SOURCE_KINDS = (LISTENERS, MAIL_ACCOUNTS)
