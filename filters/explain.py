@@ -1,42 +1,17 @@
 """Explain a Decision for ``ticketgate test-mail``: what each pre-filter said, which postmaster
 filter rules matched (condition, header, matched value) or nearly matched, what was set, the
-follow-up decision and the result (queue, state, priority, auto-response).
+follow-up decision and the result (queue, state, priority, lock, auto-response).
 
+The result is gateway/outcome.py's, the same that processing sets on the ticket.
 ``explain(decision, config)`` gives a JSON-ready dict; ``render_text`` the same for people.
 """
 from __future__ import annotations
 
+from gateway.outcome import outcome_of
+
 
 def _steps(decision, step: str) -> list:
     return [line for line in decision.trace if line.step == step]
-
-
-def outcome(decision, config) -> dict:
-    """The resulting queue, state and priority, as apply() would set them."""
-    s, fs = decision.settings, decision.follow_up_settings
-    action, ticket = decision.action, decision.ticket
-    if action == "ignore":
-        return {"queue": None, "state": None, "priority": None}
-    if action in ("new_ticket", "new_ticket_closed"):
-        state = s.get("state") or "new"
-        state = state if state in config.states else "new"
-        priority = s.get("priority") or config.default_priority
-        priority = priority if priority in config.priorities else config.default_priority
-        return {"queue": s.get("queue") or config.default_queue, "state": state,
-                "priority": priority}
-    if ticket is None:
-        return {"queue": None, "state": None, "priority": None}
-    state = ticket.state
-    if action == "follow_up":
-        target = fs.get("state") if fs.get("state") in config.states else None
-        if target is None and config.state_type(ticket.state) != "new":
-            queue = config.queues.get(ticket.queue)
-            target = queue.follow_up_state if (queue and config.is_closed(ticket.state)) \
-                else "open"
-        state = target or state
-        return {"queue": fs.get("queue") or ticket.queue, "state": state,
-                "priority": fs.get("priority") or ticket.priority}
-    return {"queue": ticket.queue, "state": state, "priority": ticket.priority}
 
 
 def explain(decision, config) -> dict:
@@ -47,7 +22,7 @@ def explain(decision, config) -> dict:
         prefilters.append({"name": name, "hit": verdict != "no", "verdict": verdict,
                            **({"data": line.data} if line.data else {})})
     rules = [{"message": line.message, **line.data} for line in _steps(decision, "filter")]
-    result = outcome(decision, config)
+    result = outcome_of(config, decision)
     return {
         "mail": {"subject": mail.subject, "from": str(mail.sender) if mail.sender else None,
                  "message_id": mail.message_id},
@@ -58,12 +33,12 @@ def explain(decision, config) -> dict:
         "near_misses": [r["rule"] for r in rules if r.get("near_miss")],
         "settings": decision.settings, "follow_up_settings": decision.follow_up_settings,
         "follow_up": [line.message for line in _steps(decision, "follow-up")],
-        "action": decision.action, "reason": decision.reason,
-        "ticket": decision.ticket.number if decision.ticket else None,
-        **result,
+        "action": result.action, "reason": decision.reason, "ticket": result.ticket,
+        "queue": result.queue, "state": result.state, "priority": result.priority,
+        "lock": result.lock, "notes": list(result.notes),
         "sender_type": decision.sender_type, "agent": decision.agent,
-        "auto_response": decision.auto_response,
-        "auto_response_suppressed": decision.auto_response_suppressed,
+        "auto_response": result.auto_response,
+        "auto_response_suppressed": result.auto_response_suppressed,
         "trace": [line.as_dict() for line in decision.trace],
     }
 
@@ -133,13 +108,13 @@ def render_text(decision, config, *, verbose: bool = False) -> str:
         out.append(f"   queue:         {info['queue']}")
         out.append(f"   state:         {info['state']}")
         out.append(f"   priority:      {info['priority']}")
+        out.append(f"   lock:          {'yes' if info['lock'] else 'no'}")
     auto = info["auto_response"] or "none"
     if info["auto_response_suppressed"]:
         auto += f" (suppressed: {info['auto_response_suppressed']})"
     out.append(f"   auto-response: {auto}")
-    for line in decision.trace:
-        if line.step == "apply":
-            out.append(f"   note: {line.message}")
+    for note in info["notes"]:
+        out.append(f"   note: {note}")
     agent_lines = [line for line in decision.trace
                    if line.step in ("sender", "identity", "command", "reply")]
     if agent_lines:

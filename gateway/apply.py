@@ -1,21 +1,20 @@
-"""Act on a Decision: create the ticket or add the article, apply the follow-up rules, and
-write every decision to the ticket history. Runs inside the caller's transaction.
+"""Act on a Decision: create the ticket or add the article, set the ticket fields its outcome
+names (gateway/outcome.py), and write every decision to the ticket history. Runs inside the
+caller's transaction.
 """
 from __future__ import annotations
 
 from gateway import tickets
 from gateway.agents.mail_commands import apply_changes
+from gateway.outcome import Outcome, outcome_of
 from gateway.store.models import Article, Ticket, utcnow
-
-TICKET_FIELDS = ("queue", "priority", "state", "type", "owner", "responsible", "customer_id",
-                 "customer_user", "title")
-
 
 def apply(pipeline, session, decision, inbound_id):
     if decision.action == "ignore":
         return None, None
+    outcome = outcome_of(pipeline.config, decision)   # before the ticket changes
     if decision.action in ("new_ticket", "new_ticket_closed"):
-        ticket = _new_ticket(pipeline, session, decision)
+        ticket = _new_ticket(pipeline, session, decision, outcome)
     else:
         ticket = decision.ticket
     article = _article(session, ticket, decision, inbound_id)
@@ -32,7 +31,7 @@ def apply(pipeline, session, decision, inbound_id):
     elif decision.action == "follow_up":
         tickets.add_history(session, ticket, "FollowUp", decision.reason, article, trace=trace)
         if decision.sender_type != "agent":  # an agent's mail changes state by #commands only
-            _follow_up_changes(pipeline, session, ticket, article, decision)
+            _follow_up_changes(session, ticket, article, decision, outcome)
         _agent_work(pipeline, session, ticket, article, decision)
     elif decision.action == "reject":
         tickets.add_history(session, ticket, "FollowUpRejected", decision.reason, article,
@@ -55,28 +54,16 @@ def apply(pipeline, session, decision, inbound_id):
     return ticket, article
 
 
-def _new_ticket(pipeline, session, decision) -> Ticket:
-    config, mail, s = pipeline.config, decision.mail, decision.settings
-    customer = mail.sender.email if mail.sender else None
-    if decision.sender_type == "agent":  # an agent opening a ticket: the customer is the addressee
-        others = [a.email for a in mail.to if not config.system_address(a.email)]
-        customer = others[0] if others else customer
-    state = s.get("state") or "new"
-    if state not in config.states:
-        decision.note("apply", f"state {state!r} unknown: 'new' used")
-        state = "new"
-    priority = s.get("priority") or config.default_priority
-    if priority not in config.priorities:
-        decision.note("apply", f"priority {priority!r} unknown: default used")
-        priority = config.default_priority
+def _new_ticket(pipeline, session, decision, outcome: Outcome) -> Ticket:
+    for note in outcome.notes:
+        decision.note("apply", note)
     now = utcnow()
     ticket = Ticket(
-        number=pipeline.numbers.new_number(session, now), title=s.get("title") or mail.subject
-        or "(no subject)", queue=s.get("queue") or config.default_queue, state=state,
-        priority=priority, type=s.get("type"), owner=s.get("owner"),
-        responsible=s.get("responsible"), locked=bool(s.get("lock")) and bool(s.get("owner")),
-        customer_user=s.get("customer_user") or customer, customer_id=s.get("customer_id"),
-        dynamic_fields=dict(s.get("dynamic_fields") or {}), created=now, changed=now)
+        number=pipeline.numbers.new_number(session, now), title=outcome.title,
+        queue=outcome.queue, state=outcome.state, priority=outcome.priority, type=outcome.type,
+        owner=outcome.owner, responsible=outcome.responsible, locked=outcome.lock,
+        customer_user=outcome.customer_user, customer_id=outcome.customer_id,
+        dynamic_fields=dict(outcome.dynamic_fields), created=now, changed=now)
     session.add(ticket)
     return ticket
 
@@ -102,29 +89,14 @@ def _article(session, ticket, decision, inbound_id) -> Article:
     return article
 
 
-def _follow_up_changes(pipeline, session, ticket, article, decision) -> None:
-    config = pipeline.config
-    s = decision.follow_up_settings
-    queue = config.queues.get(ticket.queue)
-    was_closed = config.is_closed(ticket.state)
-    target = s.get("state")
-    if target and target not in config.states:
-        decision.note("apply", f"follow-up state {target!r} unknown: ignored")
-        target = None
-    if target is None and config.state_type(ticket.state) != "new":
-        target = queue.follow_up_state if (queue and was_closed) else "open"
-    if target:
-        tickets.set_field(session, ticket, "state", target, "follow-up received", article)
-    if was_closed:
-        lock = bool(queue and queue.lock_after_follow_up and ticket.owner)
-        why = (f"queue {ticket.queue!r} lock_after_follow_up: "
-               f"{'yes' if queue and queue.lock_after_follow_up else 'no'}")
-        tickets.set_field(session, ticket, "locked", lock, why, article)
-    for key in ("queue", "priority", "type", "owner", "responsible", "customer_id", "title"):
-        if s.get(key):
-            tickets.set_field(session, ticket, key, s[key], "filter on follow-up", article)
-    if s.get("dynamic_fields"):
-        ticket.dynamic_fields = {**(ticket.dynamic_fields or {}), **s["dynamic_fields"]}
+def _follow_up_changes(session, ticket, article, decision, outcome: Outcome) -> None:
+    """A customer's follow-up: each change with its history line, then the dynamic fields."""
+    for note in outcome.notes:
+        decision.note("apply", note)
+    for change in outcome.changes:
+        tickets.set_field(session, ticket, change.field, change.value, change.reason, article)
+    if outcome.dynamic_fields != (ticket.dynamic_fields or {}):
+        ticket.dynamic_fields = dict(outcome.dynamic_fields)
 
 
 def _contact_times(ticket, article, decision) -> None:

@@ -114,6 +114,8 @@ def _process_row(session, pipeline: Pipeline, row: InboundMail, mail) -> Outcome
     ticket, _article = pipeline.apply(session, decision, row.id)
     row.status = "ignored" if ticket is None else "done"
     row.processed_at = utcnow()
+    if ticket is not None and ticket.id is None:
+        session.flush()   # nothing in apply or the hooks needed the id yet
     row.ticket_id = ticket.id if ticket is not None else None
     row.trace = [line.as_dict() for line in decision.trace]
     row.error = None

@@ -116,3 +116,14 @@ def test_migrations_head_and_skip_when_current(make_app, db_url):
     with app.store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
     assert not _at_head(app.store.engine)
+
+
+def test_the_inbound_row_names_its_ticket_even_when_nothing_flushed_it(app, ingest):
+    """Without after-apply hooks nothing flushes the new ticket before the inbound row is
+    marked done: the row must still point at the ticket."""
+    app.pipeline.after_apply = ()
+    outcome = ingest(make_mail(subject="no hooks"))
+    with app.store.read_session() as s:
+        row = s.get(InboundMail, outcome.inbound_id)
+        ticket = s.execute(select(Ticket).where(Ticket.number == outcome.ticket_number)).scalar_one()
+        assert row.ticket_id == ticket.id
