@@ -26,7 +26,7 @@ def main() -> int:
     from sqlalchemy import insert
 
     from gateway.app import open_app
-    from gateway.escalation_commands import rebuild
+    from gateway.cli.escalations import rebuild
     from gateway.store.models import Ticket
 
     workdir = Path(tempfile.mkdtemp(prefix="tg-rebuild-"))

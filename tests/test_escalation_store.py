@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gateway.escalation_commands import parse_duration, rebuild, upcoming
+from gateway.cli.escalations import parse_duration, rebuild, upcoming
 from gateway.store.models import Ticket
 from gateway.tickets import touch
 from tests.mails import make_mail

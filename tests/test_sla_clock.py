@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from gateway.app import load_config
 from gateway.config.schema import DEFAULT_STATES
-from gateway.escalation_commands import rebuild, upcoming
+from gateway.cli.escalations import rebuild, upcoming
 from gateway.sla import clock
 from gateway.sla.clock import (RUNNING, STOPPED, SUSPENDED, calendar_for, clock_state,
                                recompute_escalation, sla_for, solution_clock, stopped_states,

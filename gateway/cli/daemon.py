@@ -1,21 +1,17 @@
-"""``ticketgate run`` (the daemon) and ``ticketgate status``.
-
-Importing this module also registers the ``listeners`` / ``mail_accounts`` validation, so
-``ticketgate check-config`` checks them too (the CLI imports this module to build its parser).
-"""
+"""``ticketgate run`` (the daemon: listeners, mail accounts, worker, jobs) and
+``ticketgate status`` (is it running, its listeners and accounts, the inbound backlog)."""
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
-
-EX_OK, EX_TEMPFAIL, EX_CONFIG, EX_UNAVAILABLE = 0, 75, 78, 69
+from gateway.cli.common import load_app
+from gateway.cli.exits import EX_CONFIG, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE
 
 
 def cmd_run(args) -> int:
-    from gateway.cli import _load
+    # imported here, not at the top: building the parser stays cheap (start-up time)
     from gateway.config import ConfigError
     from gateway.daemon import run, setup_logging
 
@@ -28,7 +24,7 @@ def cmd_run(args) -> int:
 
     log = logging.getLogger("ticketgate.daemon")
     try:
-        app = _load(args)
+        app = load_app(args)
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("configuration: %s", problem)
@@ -46,13 +42,13 @@ def _ago(ts) -> str:
 
 
 def cmd_status(args) -> int:
+    # imported here, not at the top: building the parser stays cheap (start-up time)
     from sqlalchemy import func, select
 
-    from gateway.cli import _load
     from gateway.daemon import status_path
     from gateway.store.models import InboundMail
 
-    app = _load(args)
+    app = load_app(args)
     path = status_path(app.config)
     daemon = None
     if path.exists():
@@ -113,6 +109,3 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)

@@ -7,11 +7,8 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import or_, select, update
-
-from gateway.sla.clock import deadlines_for, sla_fields, stopped_states, ticket_calendar
-from gateway.sla.deadlines import working_minutes_left
-from gateway.store.models import Ticket
+from gateway.cli.common import load_app
+from gateway.cli.exits import EX_OK, EX_USAGE
 
 KIND_LABELS = {"first_response": "first response", "update": "update", "solution": "solution"}
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -30,6 +27,13 @@ def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
              queue: str | None = None, limit: int = 200) -> list[dict]:
     """Open tickets with a deadline before now + due (all breached ones included), soonest
     first."""
+    # imported here, not at the top: building the parser stays cheap (start-up time)
+    from sqlalchemy import or_, select
+
+    from gateway.sla.clock import ticket_calendar
+    from gateway.sla.deadlines import working_minutes_left
+    from gateway.store.models import Ticket
+
     columns = (Ticket.first_response_due, Ticket.update_due, Ticket.solution_due)
     if due is not None:
         query = select(Ticket).where(or_(*(c <= now + due for c in columns)))
@@ -55,6 +59,12 @@ def upcoming(session, config, *, now: datetime, due: timedelta | None = None,
 
 def rebuild(store, config, *, chunk: int = 2000, progress=None) -> int:
     """Recompute the deadlines of every ticket that can escalate. Returns the count."""
+    # imported here, not at the top: building the parser stays cheap (start-up time)
+    from sqlalchemy import select, update
+
+    from gateway.sla.clock import deadlines_for, sla_fields, stopped_states
+    from gateway.store.models import Ticket
+
     closed = stopped_states(config)
     with store.read_session() as session:
         total = session.execute(select(Ticket.id).where(Ticket.state.not_in(closed))
@@ -91,19 +101,17 @@ def _bar(done: int, total: int) -> None:
 
 
 def cmd_escalations(args) -> int:
-    from gateway.cli import _load
-
-    app = _load(args)
+    app = load_app(args)
     if args.action == "rebuild":
         start = time.perf_counter()
         count = rebuild(app.store, app.config, progress=None if args.quiet else _bar)
         print(f"recomputed {count} ticket(s) in {time.perf_counter() - start:.1f} s")
-        return 0
+        return EX_OK
     try:
         due = parse_duration(args.due) if args.due else None
     except ValueError as exc:
         print(f"ticketgate escalations: {exc}", file=sys.stderr)
-        return 64
+        return EX_USAGE
     now = datetime.now(timezone.utc)
     with app.store.read_session() as session:
         rows = upcoming(session, app.config, now=now, due=due, queue=args.queue)
@@ -113,7 +121,7 @@ def cmd_escalations(args) -> int:
         print(f"{r['number']:<18} {r['deadline']:%Y-%m-%d %H:%M} {KIND_LABELS[r['kind']]:<15} "
               f"{left:>8}  {r['queue']} / {r['title'][:50]}")
     print(f"{len(rows)} deadline(s)", file=sys.stderr)
-    return 0
+    return EX_OK
 
 
 def add_commands(sub) -> None:

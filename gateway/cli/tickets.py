@@ -1,20 +1,21 @@
-"""Admin commands that read the store: tickets, show, quarantine, reprocess, test-mail."""
+"""``ticketgate tickets``, ``show``, ``test-mail`` (a dry run), ``quarantine`` and ``reprocess``:
+what became of the mail, and retrying what failed."""
 from __future__ import annotations
 
 import json
 import sys
 
-from sqlalchemy import func, select
-
-from gateway.store.models import Article, InboundMail, Ticket
-
-EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
+from gateway.cli.common import load_app
+from gateway.cli.exits import EX_NOINPUT, EX_OK
 
 
 def cmd_tickets(args) -> int:
-    from gateway.cli import _load
+    # imported here, not at the top: building the parser stays cheap (start-up time)
+    from sqlalchemy import func, select
 
-    app = _load(args)
+    from gateway.store.models import Article, Ticket
+
+    app = load_app(args)
     with app.store.read_session() as session:
         query = select(Ticket, func.count(Article.id)).join(Article, isouter=True) \
             .group_by(Ticket.id).order_by(Ticket.id.desc()).limit(args.limit)
@@ -31,9 +32,12 @@ def cmd_tickets(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from gateway.cli import _load
+    # imported here, not at the top: building the parser stays cheap (start-up time)
+    from sqlalchemy import select
 
-    app = _load(args)
+    from gateway.store.models import Ticket
+
+    app = load_app(args)
     with app.store.read_session() as session:
         ticket = session.execute(select(Ticket).where(Ticket.number == args.number)).scalar()
         if ticket is None:
@@ -69,9 +73,12 @@ def cmd_show(args) -> int:
 
 
 def cmd_quarantine(args) -> int:
-    from gateway.cli import _load
+    # imported here, not at the top: building the parser stays cheap (start-up time)
+    from sqlalchemy import select
 
-    app = _load(args)
+    from gateway.store.models import InboundMail
+
+    app = load_app(args)
     with app.store.read_session() as session:
         rows = session.execute(select(InboundMail).where(InboundMail.status == "quarantined")
                                .order_by(InboundMail.id)).scalars().all()
@@ -83,10 +90,10 @@ def cmd_quarantine(args) -> int:
 
 
 def cmd_reprocess(args) -> int:
-    from gateway.cli import _load
+    # imported here, not at the top: building the parser stays cheap (start-up time)
     from gateway.processing import process_inbound, requeue
 
-    app = _load(args)
+    app = load_app(args)
     for inbound_id in args.ids:
         if not requeue(app.store, inbound_id):
             print(f"{inbound_id}: not quarantined or pending", file=sys.stderr)
@@ -101,8 +108,8 @@ def cmd_test_mail(args) -> int:
     """Run the whole decision on a mail without writing anything; explain it
     (filters/explain.py): pre-filters, rules matched and near misses, what was set, the
     follow-up decision and the result."""
+    # imported here, not at the top: building the parser stays cheap (start-up time)
     from filters.explain import explain, render_text
-    from gateway.cli import _load
     from gateway.intake import Envelope
     from gateway.mail import parse
 
@@ -111,7 +118,7 @@ def cmd_test_mail(args) -> int:
     except OSError as exc:
         print(f"cannot read {args.file}: {exc}", file=sys.stderr)
         return EX_NOINPUT
-    app = _load(args)
+    app = load_app(args)
     mail = parse(raw)
     envelope = Envelope(source="test-mail", rcpt_to=list(args.recipient or []),
                         trusted=args.trusted, queue=args.queue)

@@ -4,33 +4,35 @@ from __future__ import annotations
 
 import sys
 
-from sqlalchemy import select
-
-from gateway.store.models import Ticket
-from gateway.store.models import OutboundMail
+from gateway.cli.common import load_app
+from gateway.cli.exits import EX_DATAERR, EX_OK, EX_USAGE
 
 
 def cmd_outbox(args) -> int:
-    from gateway.cli import _load
+    # imported here, not at the top: building the parser stays cheap (start-up time)
+    from sqlalchemy import select
+
+    from gateway.store.models import Ticket
+    from gateway.store.models import OutboundMail
     from notifier.outbound.delivery import drain
     from notifier.outbound.queue import retry
 
-    app = _load(args)
+    app = load_app(args)
     if args.action == "retry":
         if not args.id:
             print("ticketgate outbox retry: which ID?", file=sys.stderr)
-            return 64
+            return EX_USAGE
         if not retry(app.store, args.id):
             print(f"outbound mail {args.id}: not found or already sent", file=sys.stderr)
-            return 65
+            return EX_DATAERR
         print(f"outbound mail {args.id} queued again")
-        return 0
+        return EX_OK
     if args.action == "send":
         results = drain(app.store, app.config)
         print(f"{sum(r.status == 'sent' for r in results)} sent, "
               f"{sum(r.status == 'retry' for r in results)} to retry, "
               f"{sum(r.status == 'failed' for r in results)} failed")
-        return 0
+        return EX_OK
     statuses = ("pending", "failed", "sent") if args.all else ("pending", "failed")
     with app.store.read_session() as session:
         rows = session.execute(
@@ -44,7 +46,7 @@ def cmd_outbox(args) -> int:
                   f"{row.next_attempt:%Y-%m-%d %H:%M} {row.kind:<22} {number or '-':<18} "
                   f"{', '.join(row.rcpt_to)} {(row.last_error or '')[:60]}")
     print(f"{len(rows)} mail(s)", file=sys.stderr)
-    return 0
+    return EX_OK
 
 
 def add_commands(sub) -> None:

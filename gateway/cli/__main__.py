@@ -1,0 +1,6 @@
+"""``python -m gateway.cli``: the same as the ``ticketgate`` command."""
+import sys
+
+from gateway.cli import main
+
+sys.exit(main())
