@@ -15,7 +15,7 @@ from pathlib import Path
 import filters
 import notifier
 from gateway import config as config_pkg
-from gateway import daemon_config, sla
+from gateway import calendars, daemon_config, sla
 from gateway.agents import acl, identity
 from gateway.config import Config
 from gateway.parts import Parts
@@ -23,8 +23,9 @@ from gateway.pipeline import Pipeline
 from gateway.store.db import Store, open_store
 
 PARTS = Parts(
-    sections=(identity.AGENT_AUTH_SECTION, acl.ACL_SECTION, sla.SECTION, daemon_config.SECTION,
-              *filters.CONFIG_SECTIONS, *notifier.CONFIG_SECTIONS),
+    # calendars first: the queues' and SLAs' calendars are checked against them
+    sections=(calendars.SECTION, identity.AGENT_AUTH_SECTION, acl.ACL_SECTION, sla.SECTION,
+              daemon_config.SECTION, *filters.CONFIG_SECTIONS, *notifier.CONFIG_SECTIONS),
     prefilters=filters.PREFILTERS,
     after_apply=notifier.AFTER_APPLY,
     message_id_lookups=notifier.MESSAGE_ID_LOOKUPS,

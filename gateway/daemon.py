@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.config import ConfigError
-from gateway.daemon_config import accounts_of, listeners_of
 from gateway.ingest.batch import GroupCommitter
 from gateway.ingest.imap import Poller
 from gateway.ingest.smtp import Listener
@@ -110,13 +109,13 @@ class Daemon:
             await self._drain_pending("start")   # crash recovery before new mail
         self.committer.start()
         if self.enable_smtp:
-            for conf in listeners_of(config):
+            for conf in config.listeners:
                 listener = Listener(conf, self.committer, lambda: self.app.config,
                                     hostname=config.fqdn)
                 await listener.start()
                 self.listeners.append(listener)
         if self.enable_imap:
-            self._start_pollers(accounts_of(config))
+            self._start_pollers(config.mail_accounts)
         self._start_scheduler()
         if self.enable_worker:
             self._tasks.append(self._loop.create_task(self._worker(), name="worker"))
@@ -245,12 +244,12 @@ class Daemon:
         self.last_reload_error = None
         # listeners keep their sockets; recipients are checked against the new config
         current = {(l.conf.name, l.conf.host, l.conf.port, l.conf.protocol) for l in self.listeners}
-        wanted = {(c.name, c.host, c.port, c.protocol) for c in listeners_of(config)}
+        wanted = {(c.name, c.host, c.port, c.protocol) for c in config.listeners}
         if self.enable_smtp and current != wanted:
             log.warning("reload: listener sockets changed; restart the daemon to apply")
         if self.enable_imap:
             await asyncio.to_thread(self._stop_pollers)
-            self._start_pollers(accounts_of(config))
+            self._start_pollers(config.mail_accounts)
             if self.scheduler is not None:
                 for job in self.scheduler.get_jobs():
                     if job.id.startswith("poll:"):

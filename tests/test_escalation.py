@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from gateway.calendars import Calendar
 from gateway import escalation as esc
-from gateway.escalation import (Deadlines, EscalationTimes, TicketClock, compute_deadlines,
-                                due_events, working_minutes_left)
+from gateway.config.model import EscalationTimes
+from gateway.escalation import (Deadlines, TicketClock, compute_deadlines, due_events,
+                                working_minutes_left)
 
 BER = ZoneInfo("Europe/Berlin")
 UTC = timezone.utc
