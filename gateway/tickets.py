@@ -90,7 +90,7 @@ def deadlines_for(config: Config, queue_name: str, state: str, created: datetime
         return out
     calendar = config.calendars.get(calendar_name) or config.calendars.get("default")
     state_type = config.state_type(state)
-    suspend = bool(config.escalation.get("suspend_pending", True))
+    suspend = config.escalation["suspend_pending"]
     clock = TicketClock(created=created, first_agent_contact=first_agent_contact,
                         last_contact=last_contact,
                         closed=state_type in ("closed", "removed", "merged"),
@@ -123,7 +123,7 @@ def solution_clock(ticket: Ticket, config: Config, now: datetime) -> None:
     reopening add the working minutes it was stopped, so solution time resumes, not restarts."""
     state_type = config.state_type(ticket.state)
     stopped = state_type in ("closed", "removed", "merged") or (
-        state_type.startswith("pending") and config.escalation.get("suspend_pending", True))
+        state_type.startswith("pending") and config.escalation["suspend_pending"])
     if stopped and ticket.solution_stopped_at is None:
         ticket.solution_stopped_at = now
     elif not stopped and ticket.solution_stopped_at is not None:
