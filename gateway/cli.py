@@ -36,16 +36,9 @@ def cmd_check_config(args) -> int:
     from gateway.config import ConfigError
 
     if args.defaults:
-        from gateway.config import schema
+        from gateway.config.defaults import render_defaults
 
-        tables = list(schema.SECTIONS.items())
-        tables += [table for part in PARTS.sections for table in part.keys]
-        for title, spec in tables:
-            print(f"# {title}")
-            for key, k in spec.items():
-                default = k.default() if callable(k.default) else k.default
-                print(f"{key} = {default!r}    # {k.doc}")
-            print()
+        print(render_defaults(PARTS.sections), end="")
         return EX_OK
     try:
         config = load_config(args.dir or args.conf)
