@@ -99,7 +99,7 @@ def load_slas(config, problems: list[Problem]) -> None:
                 patterns[key] = re.compile(str(regex), re.IGNORECASE)
             except re.error as exc:
                 problems.append(Problem(s.file, where, f"{what}: bad regex for {key}: {exc}"))
-        if s["calendar"] and s["calendar"] not in config.calendars:
+        if s["calendar"] and config.calendars and s["calendar"] not in config.calendars:
             problems.append(Problem(s.file, s.line_of("calendar"),
                                     f"{what}: unknown calendar {s['calendar']!r}"))
         try:
