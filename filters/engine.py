@@ -23,24 +23,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from filters import safe_regex
-from filters.rules import Rule, RuleParser, check_value
+from filters.rules import RULE_KEYS, Rule, RuleParser, check_value
 from gateway.config import ConfigSection, Problem
-from gateway.config.yamlload import ConfigError, LineDict, load_yaml
+from gateway.config.schema import Key, fields_from, section
+from gateway.config.yamlload import ConfigError, load_yaml
 
 log = logging.getLogger("ticketgate.filters")
 SHOW = 120          # matched values in the trace are cut to this many characters
 
 
-@dataclass
+def _positive_number(value) -> str | None:
+    return None if value > 0 else "must be a positive number"
+
+
+LIMITS = {
+    "max_body_chars": Key(int, 65536, "characters of the body a condition looks at",
+                          check=_positive_number),
+    "max_header_chars": Key(int, 8192, "per header occurrence (and subject, addresses, file "
+                                       "names)", check=_positive_number),
+    "match_timeout": Key(float, 0.05, "seconds per search (regex package only)",
+                         check=_positive_number),
+    "mail_budget": Key(float, 2.0, "seconds for all rules on one mail; later rules are skipped",
+                       check=_positive_number),
+}
+FILTERS_FILE = {"limits": Key(dict, dict, "bounds on every search", keys=LIMITS, noun="limit")}
+
+
+@fields_from(LIMITS)
 class Limits:
-    max_body_chars: int = 65536
-    max_header_chars: int = 8192
-    match_timeout: float = 0.05
-    mail_budget: float = 2.0
-
-
-LIMIT_TYPES = {"max_body_chars": int, "max_header_chars": int, "match_timeout": (int, float),
-               "mail_budget": (int, float)}
+    """How far the postmaster filters search (fields: the keys of LIMITS)."""
 
 
 @dataclass
@@ -284,38 +295,15 @@ def load_rules(config, problems: list[Problem]) -> list[Rule]:
 
 def load_limits(config, problems: list[Problem]) -> Limits:
     path = Path(config.dir) / "filters.yaml"
-    limits = Limits()
     if not path.exists():
-        return limits
+        return Limits()
     config.files.append(path)
     try:
         data = load_yaml(path, str(path))
     except ConfigError as exc:
         problems.extend(exc.problems)
-        return limits
-    if not isinstance(data, dict):
-        problems.append(Problem(str(path), 1, "filters.yaml must be a mapping (limits: ...)"))
-        return limits
-    for key in data:
-        if key != "limits":
-            problems.append(Problem(str(path), data.line_of(key), f"unknown key {key!r} in "
-                                                                  f"filters.yaml (known: limits)"))
-    raw = data.get("limits") or LineDict()
-    if not isinstance(raw, dict):
-        problems.append(Problem(str(path), data.line_of("limits"), "limits must be a mapping"))
-        return limits
-    for key, value in raw.items():
-        line = raw.line_of(key) if isinstance(raw, LineDict) else 0
-        want = LIMIT_TYPES.get(key)
-        if want is None:
-            problems.append(Problem(str(path), line, f"unknown limit {key!r} (known: "
-                                                     f"{', '.join(LIMIT_TYPES)})"))
-        elif isinstance(value, bool) or not isinstance(value, want) or value <= 0:
-            problems.append(Problem(str(path), line, f"limit {key!r} must be a positive number, "
-                                                     f"got {value!r}"))
-        else:
-            setattr(limits, key, value)
-    return limits
+        return Limits()
+    return Limits(**section(data, FILTERS_FILE, problems, "filters.yaml")["limits"])
 
 
 def load_filters(config, problems: list[Problem]) -> None:
@@ -332,4 +320,7 @@ def load_filters(config, problems: list[Problem]) -> None:
     config.filter_engine = FilterEngine(rules, limits, config)
 
 
-SECTION = ConfigSection("filters", load_filters)
+SECTION = ConfigSection("filters", load_filters, keys=(
+    ("filters.yaml", FILTERS_FILE),
+    ("filters.d/*.yaml", Key(list, list, "postmaster filter rules, applied in file-name order, "
+                                         "then in file order", each=RULE_KEYS))))

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from filters.builtin import auto_submitted, bounce, spam, trusted_headers
 from gateway.config import ConfigSection, Problem
-from gateway.config.schema import Key, section
-from gateway.config.yamlload import LineDict
+from gateway.config.schema import Key
 
 PREFILTERS = (trusted_headers.PREFILTER, auto_submitted.PREFILTER, bounce.PREFILTER,
               spam.PREFILTER)
@@ -23,35 +22,19 @@ def keys_of(unit) -> dict:
 
 
 def prefilters_section(units) -> ConfigSection:
-    """``config.prefilters``: {name: settings} for every unit, validated (unknown names and
-    keys, wrong types and values are problems with file and line)."""
+    """``config.prefilters``: {name: settings} for every unit. The schema checks names, keys,
+    types and values (``keys`` below); ``unit.validate`` what needs the rest of the config."""
 
     def load(config, problems: list[Problem]) -> None:
-        raw = config.raw.get("prefilters") or {}
-        known = {unit.name: unit for unit in units}
-        if isinstance(raw, dict):
-            for name in raw:
-                if name not in known:
-                    problems.append(Problem(getattr(raw, "file", "ticketgate.yaml"),
-                                            raw.line_of(name) if isinstance(raw, LineDict)
-                                            else 0,
-                                            f"prefilters: unknown pre-filter {name!r} (known: "
-                                            f"{', '.join(known)})"))
-        elif raw:
-            problems.append(Problem(getattr(raw, "file", "ticketgate.yaml"),
-                                    getattr(raw, "line", 0), "prefilters must be a mapping"))
-            raw = {}
-        out = {}
+        checked = config.settings["prefilters"]
         for unit in units:
-            mapping = raw.get(unit.name)
-            settings = section(mapping, keys_of(unit), problems, f"prefilters.{unit.name}")
+            settings = checked[unit.name]
             for key, message in unit.validate(settings, config):
-                line = mapping.line_of(key) if isinstance(mapping, LineDict) else \
-                    getattr(raw, "line", 0)
-                problems.append(Problem(getattr(mapping, "file", getattr(raw, "file", "?")),
-                                        line, f"prefilters.{unit.name}.{key}: {message}"))
-            out[unit.name] = settings
-        config.prefilters = out
+                problems.append(Problem(settings.file, settings.line_of(key),
+                                        f"prefilters.{unit.name}.{key}: {message}"))
+        config.prefilters = checked
 
-    return ConfigSection("prefilters", load, tuple(
-        (f"ticketgate.yaml prefilters.{unit.name}", keys_of(unit)) for unit in units))
+    table = {unit.name: Key(dict, dict, unit.doc, keys=keys_of(unit)) for unit in units}
+    return ConfigSection("prefilters", load, keys=(("ticketgate.yaml", {
+        "prefilters": Key(dict, dict, "built-in pre-filters, in the order they run, and their "
+                                      "settings", keys=table, noun="pre-filter")}),))

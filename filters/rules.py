@@ -28,15 +28,40 @@ import re
 from dataclasses import dataclass, field
 
 from filters import safe_regex
+from gateway.config.schema import REQUIRED, Key
 from gateway.config.yamlload import LineDict, Problem
 
 SPECIAL_CONDITIONS = ("from", "to", "cc", "subject", "body", "attachment_name")
-RULE_KEYS = ("name", "description", "match", "set", "set_on_follow_up", "stop",
-             "case_sensitive")
-SET_KEYS = ("queue", "priority", "state", "type", "owner", "responsible", "lock",
-            "customer_id", "customer_user", "title", "dynamic_fields", "ignore", "follow_up")
-FOLLOW_UP_KEYS = ("queue", "priority", "state", "type", "owner", "responsible", "customer_id",
-                  "title", "dynamic_fields")
+_TEXT = "; may use ${CONDITION.GROUP}"
+SET_KEYS = {
+    "queue": Key(str, None, "queue" + _TEXT),
+    "priority": Key(str, None, "priority (a bare number means that priority)" + _TEXT),
+    "state": Key(str, None, "state" + _TEXT),
+    "type": Key(str, None, "ticket type" + _TEXT),
+    "owner": Key(str, None, "owner (an agent's login)" + _TEXT),
+    "responsible": Key(str, None, "responsible agent" + _TEXT),
+    "lock": Key(bool, None, "lock the ticket"),
+    "customer_id": Key(str, None, "customer id" + _TEXT),
+    "customer_user": Key(str, None, "customer user" + _TEXT),
+    "title": Key(str, None, "ticket title" + _TEXT),
+    "dynamic_fields": Key(dict, dict, "field name -> value" + _TEXT),
+    "ignore": Key(bool, None, "yes: drop the mail; no later rule runs"),
+    "follow_up": Key(bool, None, "no: a new ticket even if the mail is a follow-up"),
+}
+FOLLOW_UP_KEYS = {key: SET_KEYS[key] for key in (
+    "queue", "priority", "state", "type", "owner", "responsible", "customer_id", "title",
+    "dynamic_fields")}
+RULE_KEYS = {  # checked by RuleParser, whose messages name the rule
+    "name": Key(str, REQUIRED, "unique name, shown in the trace", example="vip-branch"),
+    "description": Key(str, "", "free text"),
+    "match": Key(dict, REQUIRED, "condition -> regex, all must match: a header name or "
+                                 f"{', '.join(SPECIAL_CONDITIONS)}; 'not: {{...}}' must not "
+                                 "match; {} matches every mail", example={}),
+    "set": Key(dict, dict, "what a new ticket gets", keys=SET_KEYS),
+    "set_on_follow_up": Key(dict, dict, "what a follow-up changes", keys=FOLLOW_UP_KEYS),
+    "stop": Key(bool, False, "no later rule is checked after this one matches"),
+    "case_sensitive": Key(bool, False, "regexes respect case (default: they ignore it)"),
+}
 BOOL_KEYS = ("lock", "ignore", "follow_up")
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 field name: printable, no colon
 _REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}")

@@ -21,12 +21,13 @@ from gateway.ingest import kinds as ingest
 from gateway.config import Config
 from gateway.parts import Parts
 from gateway.pipeline import Pipeline
-from gateway.sla import slas as sla
+from gateway.sla import calendars, slas
 from gateway.store.db import Store, open_store
 
 PARTS = Parts(
-    sections=(identity.AGENT_AUTH_SECTION, acl.ACL_SECTION, sla.SECTION, daemon_config.SECTION,
-              *filters.CONFIG_SECTIONS, *notifier.CONFIG_SECTIONS),
+    # calendars first: the queues' and SLAs' calendars are checked against them
+    sections=(calendars.SECTION, identity.AGENT_AUTH_SECTION, acl.ACL_SECTION, slas.SECTION,
+              daemon_config.SECTION, *filters.CONFIG_SECTIONS, *notifier.CONFIG_SECTIONS),
     prefilters=filters.PREFILTERS,
     after_apply=notifier.AFTER_APPLY,
     message_id_lookups=notifier.MESSAGE_ID_LOOKUPS,

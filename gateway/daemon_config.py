@@ -1,84 +1,88 @@
 """The daemon's part of ticketgate.yaml: ``listeners`` (SMTP/LMTP) and ``mail_accounts`` (IMAP).
 
-Both are lists of mappings; every key is checked here (type, allowed values, references to
-queues, files that must exist) and each problem names file and line. Registered with the
-config loader on import, so ``ticketgate check-config`` and the daemon report the same errors.
+Both are lists of mappings whose keys (LISTENER_KEYS, ACCOUNT_KEYS) the schema checks; this
+section adds what needs the rest of the config (queues, files that must exist, names and
+ports given twice, which settings go together) and stores ``config.listeners`` and
+``config.mail_accounts``, so ``ticketgate check-config`` and the daemon report the same errors.
 Secrets (passwords, tokens) are never read at load time and never appear in logs or status.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.config import ConfigSection, Problem
+from gateway.config.schema import REQUIRED, Key, fields_from, port, positive
 
 PROTOCOLS = ("smtp", "lmtp")
 TLS_MODES = ("imaps", "starttls", "none")
 
-# key: (type, default, doc) -- REQUIRED as default means the key must be present
-REQUIRED = object()
+
+def _after(value: str) -> str | None:
+    if value in ("seen", "delete") or (value.startswith("move:") and value[5:].strip()):
+        return None
+    return "must be seen, delete or move:FOLDER"
+
+
+def _folders(value: list) -> str | None:
+    if value and all(isinstance(f, str) and f for f in value):
+        return None
+    return "must be a list of folder names"
+
+
 LISTENER_KEYS = {
-    "name": (str, REQUIRED, "listener name; the mail's source is smtp:NAME / lmtp:NAME"),
-    "protocol": (str, "smtp", "smtp (direct delivery, submission) or lmtp (from Postfix)"),
-    "host": (str, "127.0.0.1", "address to listen on"),
-    "port": (int, REQUIRED, "TCP port"),
-    "trusted": (bool, False, "honour X-Ticket-* control headers of mail from this listener"),
-    "queue": (str, None, "dispatch queue for mail from this listener (filters may override)"),
-    "max_message_size": (int, 26214400, "largest mail in bytes (552 above; EHLO SIZE)"),
-    "catch_all_domains": (list, list, "domains whose every address is accepted (else only "
-                                      "system addresses: no open relay)"),
-    "tls_cert": (str, None, "PEM certificate for STARTTLS (with tls_key)"),
-    "tls_key": (str, None, "PEM private key for STARTTLS"),
-    "require_tls": (bool, False, "refuse MAIL before STARTTLS"),
-    "auth_users_file": (str, None, "user:password lines; enables SMTP AUTH (after STARTTLS)"),
-    "auth_required": (bool, False, "refuse MAIL before AUTH"),
-    "max_connections": (int, 100, "concurrent connections; more get 421"),
-    "max_recipients": (int, 100, "recipients per mail (452 above)"),
-    "max_messages_per_connection": (int, 1000, "mails per connection (421 above)"),
-    "timeout": (int, 300, "idle seconds before a connection is dropped"),
+    "name": Key(str, REQUIRED, "listener name; the mail's source is smtp:NAME / lmtp:NAME",
+                example="smtp"),
+    "protocol": Key(str, "smtp", "smtp (direct delivery, submission) or lmtp (from Postfix)",
+                    check=lambda v: None if v in PROTOCOLS else "must be smtp or lmtp"),
+    "host": Key(str, "127.0.0.1", "address to listen on"),
+    "port": Key(int, REQUIRED, "TCP port", check=port, example=2525),
+    "trusted": Key(bool, False, "honour X-Ticket-* control headers of mail from this listener"),
+    "queue": Key(str, None, "dispatch queue for mail from this listener (filters may override)"),
+    "max_message_size": Key(int, 26214400, "largest mail in bytes (552 above; EHLO SIZE)",
+                            check=positive),
+    "catch_all_domains": Key(list, list, "domains whose every address is accepted (else only "
+                                         "system addresses: no open relay)"),
+    "tls_cert": Key(str, None, "PEM certificate for STARTTLS (with tls_key)"),
+    "tls_key": Key(str, None, "PEM private key for STARTTLS"),
+    "require_tls": Key(bool, False, "refuse MAIL before STARTTLS"),
+    "auth_users_file": Key(str, None, "user:password lines; enables SMTP AUTH (after STARTTLS)"),
+    "auth_required": Key(bool, False, "refuse MAIL before AUTH"),
+    "max_connections": Key(int, 100, "concurrent connections; more get 421", check=positive),
+    "max_recipients": Key(int, 100, "recipients per mail (452 above)", check=positive),
+    "max_messages_per_connection": Key(int, 1000, "mails per connection (421 above)",
+                                       check=positive),
+    "timeout": Key(int, 300, "idle seconds before a connection is dropped", check=positive),
 }
 ACCOUNT_KEYS = {
-    "name": (str, REQUIRED, "account name; the mail's source is imap:NAME"),
-    "host": (str, REQUIRED, "IMAP server"),
-    "port": (int, None, "default 993 (imaps) or 143"),
-    "tls": (str, "imaps", "imaps | starttls | none"),
-    "tls_cafile": (str, None, "CA bundle to verify the server (default: system CAs)"),
-    "user": (str, REQUIRED, "login"),
-    "password_file": (str, None, "file holding the password (first line)"),
-    "password_env": (str, None, "environment variable holding the password"),
-    "oauth2_token_command": (str, None, "command printing an OAuth2 access token (XOAUTH2)"),
-    "oauth2_token_file": (str, None, "file holding an OAuth2 access token (XOAUTH2)"),
-    "folders": (list, lambda: ["INBOX"], "folders to fetch from"),
-    "after": (str, "seen", "after a mail is stored: seen (flag \\Seen) | move:FOLDER | delete"),
-    "queue": (str, None, "dispatch queue for mail from this account"),
-    "trusted": (bool, False, "honour X-Ticket-* control headers"),
-    "poll_interval": (int, 60, "seconds between polls when IDLE is not offered"),
-    "idle": (bool, True, "use IMAP IDLE when the server offers it"),
-    "batch_size": (int, 100, "messages fetched per round-trip"),
-    "timeout": (int, 60, "socket timeout in seconds"),
+    "name": Key(str, REQUIRED, "account name; the mail's source is imap:NAME",
+                example="helpdesk"),
+    "host": Key(str, REQUIRED, "IMAP server", example="imap.example.com"),
+    "port": Key(int, None, "default 993 (imaps) or 143", check=port),
+    "tls": Key(str, "imaps", "imaps | starttls | none", choices=TLS_MODES),
+    "tls_cafile": Key(str, None, "CA bundle to verify the server (default: system CAs)"),
+    "user": Key(str, REQUIRED, "login", example="helpdesk@example.com"),
+    "password_file": Key(str, None, "file holding the password (first line)"),
+    "password_env": Key(str, None, "environment variable holding the password"),
+    "oauth2_token_command": Key(str, None, "command printing an OAuth2 access token (XOAUTH2)"),
+    "oauth2_token_file": Key(str, None, "file holding an OAuth2 access token (XOAUTH2)"),
+    "folders": Key(list, lambda: ["INBOX"], "folders to fetch from", check=_folders),
+    "after": Key(str, "seen", "after a mail is stored: seen (flag \\Seen) | move:FOLDER | "
+                              "delete", check=_after),
+    "queue": Key(str, None, "dispatch queue for mail from this account"),
+    "trusted": Key(bool, False, "honour X-Ticket-* control headers"),
+    "poll_interval": Key(int, 60, "seconds between polls when IDLE is not offered",
+                         check=positive),
+    "idle": Key(bool, True, "use IMAP IDLE when the server offers it"),
+    "batch_size": Key(int, 100, "messages fetched per round-trip", check=positive),
+    "timeout": Key(int, 60, "socket timeout in seconds", check=positive),
 }
+SECRETS = ("password_file", "password_env", "oauth2_token_command", "oauth2_token_file")
 
 
-@dataclass
+@fields_from(LISTENER_KEYS)
 class ListenerConf:
-    name: str
-    protocol: str = "smtp"
-    host: str = "127.0.0.1"
-    port: int = 0
-    trusted: bool = False
-    queue: str | None = None
-    max_message_size: int = 26214400
-    catch_all_domains: list = field(default_factory=list)
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    require_tls: bool = False
-    auth_users_file: str | None = None
-    auth_required: bool = False
-    max_connections: int = 100
-    max_recipients: int = 100
-    max_messages_per_connection: int = 1000
-    timeout: int = 300
+    """One SMTP/LMTP listener (fields: the keys of LISTENER_KEYS)."""
 
     def __post_init__(self):
         self.catch_all_domains = [str(d).lower().lstrip("@") for d in self.catch_all_domains or []]
@@ -88,26 +92,9 @@ class ListenerConf:
         return f"{self.protocol}:{self.name}"
 
 
-@dataclass
+@fields_from(ACCOUNT_KEYS)
 class AccountConf:
-    name: str
-    host: str
-    user: str
-    port: int | None = None
-    tls: str = "imaps"
-    tls_cafile: str | None = None
-    password_file: str | None = None
-    password_env: str | None = None
-    oauth2_token_command: str | None = None
-    oauth2_token_file: str | None = None
-    folders: list = field(default_factory=lambda: ["INBOX"])
-    after: str = "seen"
-    queue: str | None = None
-    trusted: bool = False
-    poll_interval: int = 60
-    idle: bool = True
-    batch_size: int = 100
-    timeout: int = 60
+    """One IMAP mail account (fields: the keys of ACCOUNT_KEYS)."""
 
     @property
     def source(self) -> str:
@@ -122,130 +109,55 @@ class AccountConf:
 
 
 def _line(item, key=None) -> int:
-    if key is not None and hasattr(item, "line_of"):
-        return item.line_of(key)
-    return getattr(item, "line", 0)
+    return item.line_of(key) if key is not None else item.line
 
 
-def _parse(items, keys, cls, what, problems, default_file):
-    out = []
-    for index, item in enumerate(items or []):
-        file = getattr(item, "file", default_file)
-        if not isinstance(item, dict):
-            problems.append(Problem(getattr(items, "file", default_file),
-                                    (getattr(items, "item_lines", None) or [0] * (index + 1))[index],
-                                    f"{what}[{index}] must be a mapping"))
-            continue
-        values, bad = {}, False
-        for key in item:
-            if key not in keys:
-                problems.append(Problem(file, _line(item, key),
-                                        f"{what}: unknown key {key!r} (keys: {', '.join(keys)})"))
-        for key, (typ, default, _doc) in keys.items():
-            if key not in item or item[key] is None:
-                if default is REQUIRED:
-                    problems.append(Problem(file, _line(item), f"{what}[{index}]: {key!r} is "
-                                                               f"required"))
-                    bad = True
-                    continue
-                values[key] = default() if callable(default) else default
-                continue
-            value = item[key]
-            if typ is int and isinstance(value, bool) or not isinstance(value, typ):
-                if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    value = str(value)
-                else:
-                    problems.append(Problem(file, _line(item, key),
-                                            f"{what}: {key} must be {typ.__name__}, got "
-                                            f"{type(value).__name__}"))
-                    bad = True
-                    continue
-            values[key] = value
-        if not bad:
-            obj = cls(**values)
-            obj._where = (file, item)
-            out.append(obj)
-    return out
-
-
-def listeners_of(config, problems: list | None = None) -> list[ListenerConf]:
-    problems = [] if problems is None else problems
-    items = config.raw.get("listeners") or []
-    listeners = _parse(items, LISTENER_KEYS, ListenerConf, "listeners", problems,
-                       "ticketgate.yaml")
+def load_listeners(config, problems: list) -> None:
+    config.listeners = []
     seen_names, seen_ports = set(), set()
-    for lc in listeners:
-        file, item = lc._where
+    for item in config.settings["listeners"]:
+        lc = ListenerConf(**item)
+        file, what = item.file, f"listener {lc.name!r}"
+        config.listeners.append(lc)
         if lc.name in seen_names:
-            problems.append(Problem(file, _line(item, "name"), f"listener {lc.name!r} defined "
-                                                               f"twice"))
+            problems.append(Problem(file, _line(item, "name"), f"{what} defined twice"))
         seen_names.add(lc.name)
-        if (lc.host, lc.port) in seen_ports:
-            problems.append(Problem(file, _line(item, "port"), f"listener {lc.name!r}: "
-                                                               f"{lc.host}:{lc.port} used twice"))
+        if lc.port is not None and (lc.host, lc.port) in seen_ports:
+            problems.append(Problem(file, _line(item, "port"), f"{what}: {lc.host}:{lc.port} "
+                                                               f"used twice"))
         seen_ports.add((lc.host, lc.port))
-        if lc.protocol not in PROTOCOLS:
-            problems.append(Problem(file, _line(item, "protocol"),
-                                    f"listener {lc.name!r}: protocol must be smtp or lmtp"))
-        if not 0 < lc.port < 65536:
-            problems.append(Problem(file, _line(item, "port"), f"listener {lc.name!r}: bad port"))
         if bool(lc.tls_cert) != bool(lc.tls_key):
             problems.append(Problem(file, _line(item, "tls_cert" if lc.tls_cert else "tls_key"),
-                                    f"listener {lc.name!r}: tls_cert and tls_key go together"))
-        _check_files(config, lc, ("tls_cert", "tls_key", "auth_users_file"), file, item,
-                     f"listener {lc.name!r}", problems)
+                                    f"{what}: tls_cert and tls_key go together"))
+        _check_files(config, lc, ("tls_cert", "tls_key", "auth_users_file"), file, item, what,
+                     problems)
         if (lc.require_tls or lc.auth_users_file) and not lc.tls_cert:
             problems.append(Problem(file, _line(item, "require_tls" if lc.require_tls else
                                                 "auth_users_file"),
-                                    f"listener {lc.name!r}: needs tls_cert/tls_key (AUTH only "
-                                    f"after STARTTLS)"))
+                                    f"{what}: needs tls_cert/tls_key (AUTH only after "
+                                    f"STARTTLS)"))
         if lc.auth_required and not lc.auth_users_file:
             problems.append(Problem(file, _line(item, "auth_required"),
-                                    f"listener {lc.name!r}: auth_required needs auth_users_file"))
-        lc.catch_all_domains = [str(d).lower().lstrip("@") for d in lc.catch_all_domains]
-        _check_queue(config, lc, file, item, f"listener {lc.name!r}", problems)
-        _check_positive(lc, ("max_message_size", "max_connections", "max_recipients",
-                             "max_messages_per_connection", "timeout"), file, item,
-                        f"listener {lc.name!r}", problems)
-    return listeners
+                                    f"{what}: auth_required needs auth_users_file"))
+        _check_queue(config, lc, file, item, what, problems)
 
 
-def accounts_of(config, problems: list | None = None) -> list[AccountConf]:
-    problems = [] if problems is None else problems
-    items = config.raw.get("mail_accounts") or []
-    accounts = _parse(items, ACCOUNT_KEYS, AccountConf, "mail_accounts", problems,
-                      "ticketgate.yaml")
+def load_accounts(config, problems: list) -> None:
+    config.mail_accounts = []
     names = set()
-    for ac in accounts:
-        file, item = ac._where
-        what = f"mail account {ac.name!r}"
+    for item in config.settings["mail_accounts"]:
+        ac = AccountConf(**item)
+        file, what = item.file, f"mail account {ac.name!r}"
+        config.mail_accounts.append(ac)
         if ac.name in names:
             problems.append(Problem(file, _line(item, "name"), f"{what} defined twice"))
         names.add(ac.name)
-        if ac.tls not in TLS_MODES:
-            problems.append(Problem(file, _line(item, "tls"), f"{what}: tls must be imaps, "
-                                                              f"starttls or none"))
-        secrets = [k for k in ("password_file", "password_env", "oauth2_token_command",
-                               "oauth2_token_file") if getattr(ac, k)]
-        if len(secrets) != 1:
+        if len([k for k in SECRETS if getattr(ac, k)]) != 1:
             problems.append(Problem(file, _line(item), f"{what}: give exactly one of "
-                                                       f"password_file, password_env, "
-                                                       f"oauth2_token_command, oauth2_token_file"))
+                                                       f"{', '.join(SECRETS)}"))
         _check_files(config, ac, ("password_file", "oauth2_token_file", "tls_cafile"), file,
                      item, what, problems)
-        if not (ac.after in ("seen", "delete") or
-                (ac.after.startswith("move:") and ac.after[5:].strip())):
-            problems.append(Problem(file, _line(item, "after"),
-                                    f"{what}: after must be seen, delete or move:FOLDER"))
-        if not ac.folders or not all(isinstance(f, str) and f for f in ac.folders):
-            problems.append(Problem(file, _line(item, "folders"),
-                                    f"{what}: folders must be a list of folder names"))
-        if ac.port is not None and not 0 < ac.port < 65536:
-            problems.append(Problem(file, _line(item, "port"), f"{what}: bad port"))
-        _check_positive(ac, ("poll_interval", "batch_size", "timeout"), file, item, what,
-                        problems)
         _check_queue(config, ac, file, item, what, problems)
-    return accounts
 
 
 def _check_files(config, obj, keys, file, item, what, problems):
@@ -260,12 +172,6 @@ def _check_files(config, obj, keys, file, item, what, problems):
                                         f"{what}: {key} {path} does not exist"))
 
 
-def _check_positive(obj, keys, file, item, what, problems):
-    for key in keys:
-        if getattr(obj, key) <= 0:
-            problems.append(Problem(file, _line(item, key), f"{what}: {key} must be positive"))
-
-
 def _check_queue(config, obj, file, item, what, problems):
     if obj.queue and config.queues and obj.queue not in config.queues:
         problems.append(Problem(file, _line(item, "queue"), f"{what}: unknown queue "
@@ -276,9 +182,13 @@ def _resolve(config, path: str) -> Path:
     return (Path(config.dir) / os.path.expanduser(path)).resolve()
 
 
-def validate(config, problems: list) -> None:
-    listeners_of(config, problems)
-    accounts_of(config, problems)
+def load(config, problems: list) -> None:
+    load_listeners(config, problems)
+    load_accounts(config, problems)
 
 
-SECTION = ConfigSection("daemon", validate)
+SECTION = ConfigSection("daemon", load, keys=(("ticketgate.yaml", {
+    "listeners": Key(list, list, "SMTP/LMTP listeners of `ticketgate run` (docs/daemon.md)",
+                     each=LISTENER_KEYS, item="listener"),
+    "mail_accounts": Key(list, list, "IMAP mail accounts to poll (docs/daemon.md)",
+                         each=ACCOUNT_KEYS, item="mail account")}),))

@@ -106,7 +106,7 @@ def find_ticket(session: Session, mail: ParsedMail, numbers: TicketNumbers,
     candidates: list[tuple[str, str, callable]] = []
     for number in numbers.find(mail.subject):
         candidates.append(("subject", number, _by_number))
-    mode = settings.get("references", "always")
+    mode = settings["references"]
     if mode != "off":
         def by_reference(session, mid):
             article = _article_by_message_id(session, mid)
@@ -120,10 +120,10 @@ def find_ticket(session: Session, mail: ParsedMail, numbers: TicketNumbers,
             candidates.append(("in-reply-to", mid, by_reference))
         for mid in reversed(mail.references):  # the newest reference is the most specific
             candidates.append(("references", mid, by_reference))
-    if settings.get("search_body", False):
+    if settings["search_body"]:
         for number in numbers.find(mail.body):
             candidates.append(("body", number, _by_number))
-    if settings.get("search_attachments", False):
+    if settings["search_attachments"]:
         for text in _attachment_texts(mail):
             for number in numbers.find(text):
                 candidates.append(("attachment", number, _by_number))

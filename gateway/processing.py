@@ -125,7 +125,7 @@ def _process_row(session, pipeline: Pipeline, row: InboundMail, mail) -> Outcome
 
 
 def _record_failure(store: Store, pipeline: Pipeline, inbound_id: int, exc: Exception) -> Outcome:
-    limit = int(pipeline.config.processing.get("max_attempts", 5))
+    limit = pipeline.config.processing["max_attempts"]
     text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     try:
         with store.session() as session:

@@ -82,7 +82,7 @@ def sender(pipeline, session, decision) -> None:
 
 # -- 3. postmaster filters (conf/filters.d) -------------------------------------------------
 def postmaster_filters(pipeline, session, decision) -> None:
-    engine = getattr(pipeline.config, "filter_engine", None)
+    engine = pipeline.config.filter_engine
     if engine is None:
         return
     outcome = engine.run(decision.mail)

@@ -45,11 +45,11 @@ def _next_counter(session: Session, name: str) -> int:
 
 class TicketNumbers:
     def __init__(self, settings: dict):
-        self.generator = settings.get("generator", "date_checksum")
-        self.system_id = str(settings.get("system_id", "10"))
-        self.hook = settings.get("hook", "Ticket#")
-        self.divider = settings.get("divider", "")
-        self.min_counter = int(settings.get("min_counter_size", 5))
+        self.generator = settings["generator"]
+        self.system_id = settings["system_id"]
+        self.hook = settings["hook"]
+        self.divider = settings["divider"]
+        self.min_counter = settings["min_counter_size"]
         sid = re.escape(self.system_id)
         if self.generator == "date_checksum":
             number = rf"\d{{8}}{sid}\d{{6,}}"

@@ -95,7 +95,7 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
                             to=[(agent.emails[0], agent.name)], subject=subject, body=body,
                             auto_submitted="auto-generated",
                             extra_headers={"X-Ticketgate-Event": event})
-        auth = getattr(config, "agent_auth", None)
+        auth = config.agent_auth
         reply_to = auth.reply_address(agent.login, ticket.id) if auth is not None else None
         if reply_to:  # a plain "Reply" then carries the agent's proof for this ticket
             msg["Reply-To"] = reply_to

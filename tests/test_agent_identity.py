@@ -11,7 +11,6 @@ import subprocess
 import pytest
 from sqlalchemy import select
 
-import gateway.agents  # noqa: F401 - registers the agent_auth and acl.d loaders
 from gateway.app import load_config
 from gateway.config import ConfigError
 from gateway.intake import Envelope

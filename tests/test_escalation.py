@@ -7,10 +7,11 @@ from datetime import timezone
 import pytest
 from zoneinfo import ZoneInfo
 
+from gateway.config.model import EscalationTimes
 from gateway.sla import deadlines as esc
 from gateway.sla.calendars import Calendar
-from gateway.sla.deadlines import (Deadlines, EscalationTimes, TicketClock, compute_deadlines,
-                                   due_events, working_minutes_left)
+from gateway.sla.deadlines import (Deadlines, TicketClock, compute_deadlines, due_events,
+                                   working_minutes_left)
 
 BER = ZoneInfo("Europe/Berlin")
 UTC = timezone.utc

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.app import load_config
-from gateway.config.schema import DEFAULT_STATES
+from gateway.config.core_keys import DEFAULT_STATES
 from gateway.cli.escalations import rebuild, upcoming
 from gateway.sla import clock
 from gateway.sla.clock import (RUNNING, STOPPED, SUSPENDED, calendar_for, clock_state,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from gateway.config.schema import Key
 from gateway.config.section import ConfigSection
 from gateway.config.yamlload import ConfigError, LineDict, LineList, Problem, load_yaml
 
@@ -44,6 +45,23 @@ TOP_CHANGE = {"possible": "possible", "possibleadd": "possible_add",
               "possiblenot": "possible_not"}
 TOP_OTHER = {"stopaftermatch": "stop_after_match", "comment": "comment",
              "description": "description", "valid": "valid"}
+
+_VALUES = "a value or a list; [Not], [RegExp], [regexp], [NotRegExp], [Notregexp] modify it"
+ACL_KEYS = {  # OTRS spellings (Properties, PossibleNot, ...) are read as these
+    "properties": Key(dict, dict, "must match the ticket as this mail has changed it: "
+                                  "{ticket: {queue: [...], state: [...], ...}, user: "
+                                  "{role: [...], group_rw: [...]}, dynamic_field: {NAME: [...]}}"
+                                  f"; {_VALUES}"),
+    "properties_database": Key(dict, dict, "the same, matched against the ticket as stored"),
+    "possible": Key(dict, dict, "only these values may be set: {ticket: {queue: [...]}, "
+                                f"action: [{', '.join(ACTIONS)}]}}"),
+    "possible_add": Key(dict, dict, "values added back to possible"),
+    "possible_not": Key(dict, dict, "values that may not be set"),
+    "stop_after_match": Key(bool, False, "no later ACL (by name) is applied after this one"),
+    "comment": Key(str, "", "free text"),
+    "description": Key(str, "", "free text"),
+    "valid": Key(bool, True, "no: the ACL is off"),
+}
 
 
 def _norm(key) -> str:
@@ -337,9 +355,8 @@ class _Loader:
                 if n == "valid" and value is False:
                     return None
             else:
-                self.bad(body, k, f"ACL {name!r}: unknown key {k!r} (known: properties, "
-                                  f"properties_database, possible, possible_add, possible_not, "
-                                  f"stop_after_match, comment)")
+                self.bad(body, k, f"ACL {name!r}: unknown key {k!r} (known: "
+                                  f"{', '.join(ACL_KEYS)})")
         return acl
 
     def otrs_export(self, item) -> Acl | None:
@@ -389,4 +406,6 @@ def load_acls(config, problems: list[Problem]) -> None:
     config.acl = AclEngine(list(acls.values()), config.superusers)
 
 
-ACL_SECTION = ConfigSection("acl", load_acls)
+ACL_SECTION = ConfigSection("acl", load_acls, keys=(
+    ("acl.d/*.yaml", Key(dict, dict, "ACL name -> ACL; ACLs apply in name order",
+                         each=ACL_KEYS, item="ACL", example="100-example")),))

@@ -20,12 +20,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.config.schema import Key
 from gateway.config.section import ConfigSection
-from gateway.config.yamlload import LineDict, Problem
+from gateway.config.yamlload import Problem
 
 METHODS = ("token", "dkim", "authentication_results", "smtp_auth")
-KEYS = {"methods", "secret_file", "secret_env", "token_length", "trusted_authserv_id",
-        "reply_address_format"}
 
 
 @dataclass
@@ -70,38 +69,42 @@ def _compile_format(fmt: str) -> re.Pattern:
     return re.compile(rx)
 
 
-# ---- config ---------------------------------------------------------------------------------
+# ---- config ----------------------------------------------------------------------------------
+def _reply_format(fmt: str) -> str | None:
+    if fmt.count("{ticket}") != 1 or fmt.count("{token}") != 1 or "@" not in fmt:
+        return "must be an address with {ticket} and {token} once each"
+    return None
+
+
+AGENT_AUTH = {
+    "methods": Key(list, list, "proofs tried in order (none: no mail is believed to come "
+                               "from an agent)", choices=METHODS),
+    "secret_file": Key(str, None, "file holding the token secret (at least 16 bytes); "
+                                  "relative to the conf dir"),
+    "secret_env": Key(str, None, "environment variable holding the token secret instead"),
+    "token_length": Key(int, 16, "hex digits of the HMAC kept in the reply address",
+                        check=lambda n: None if 8 <= n <= 64 else "must be 8..64 hex digits"),
+    "trusted_authserv_id": Key(str, None, "authserv-id of OUR MTA in Authentication-Results"),
+    "reply_address_format": Key(str, None, "reply address with {ticket} and {token}, e.g. "
+                                           "helpdesk+t{ticket}-{token}@example.com",
+                                check=_reply_format),
+}
+
+
 def load_agent_auth(config, problems: list[Problem]) -> None:
-    raw = config.raw.get("agent_auth") or {}
-    where = raw if isinstance(raw, LineDict) else None
+    """``config.agent_auth`` from ticketgate.yaml ``agent_auth:`` (checked against
+    AGENT_AUTH); here: the secret, and what each method needs."""
+    raw = config.settings["agent_auth"]
 
     def bad(key, message):
-        line = where.line_of(key) if where is not None else 0
-        problems.append(Problem(getattr(where, "file", "ticketgate.yaml"), line,
-                                f"agent_auth: {message}"))
+        problems.append(Problem(raw.file, raw.line_of(key), f"agent_auth: {message}"))
 
-    settings = AuthSettings()
+    settings = AuthSettings(methods=tuple(raw["methods"]), token_length=raw["token_length"])
     config.agent_auth = settings
-    if not isinstance(raw, dict):
-        bad(None, "must be a mapping")
-        return
-    for key in raw:
-        if key not in KEYS:
-            bad(key, f"unknown key {key!r} (known keys: {', '.join(sorted(KEYS))})")
-    methods = raw.get("methods", [])
-    if not isinstance(methods, list) or any(m not in METHODS for m in methods):
-        bad("methods", f"methods must be a list of {', '.join(METHODS)}, got {methods!r}")
-        methods = [m for m in methods if m in METHODS] if isinstance(methods, list) else []
-    settings.methods = tuple(methods)
-    length = raw.get("token_length", 16)
-    if isinstance(length, bool) or not isinstance(length, int) or not 8 <= length <= 64:
-        bad("token_length", f"token_length must be 8..64 hex digits, got {length!r}")
-    else:
-        settings.token_length = length
-    if raw.get("secret_file") and raw.get("secret_env"):
+    if raw["secret_file"] and raw["secret_env"]:
         bad("secret_env", "give secret_file or secret_env, not both")
-    if raw.get("secret_file"):
-        path = Path(str(raw["secret_file"]))
+    if raw["secret_file"]:
+        path = Path(raw["secret_file"])
         path = path if path.is_absolute() else config.dir / path
         try:
             settings.secret = path.read_bytes().strip() or None
@@ -109,34 +112,31 @@ def load_agent_auth(config, problems: list[Problem]) -> None:
             bad("secret_file", f"cannot read secret_file {str(path)!r}: {exc.strerror}")
         if settings.secret is None and path.exists():
             bad("secret_file", f"secret_file {str(path)!r} is empty")
-    elif raw.get("secret_env"):
-        value = os.environ.get(str(raw["secret_env"]))
+    elif raw["secret_env"]:
+        value = os.environ.get(raw["secret_env"])
         if not value:
             bad("secret_env", f"environment variable {raw['secret_env']!r} is not set or empty")
         else:
             settings.secret = value.encode()
     if settings.secret is not None and len(settings.secret) < 16:
-        bad("secret_file" if raw.get("secret_file") else "secret_env",
+        bad("secret_file" if raw["secret_file"] else "secret_env",
             "the secret must be at least 16 bytes")
-    fmt = raw.get("reply_address_format")
+    fmt = raw["reply_address_format"]
     if fmt is not None:
-        fmt = str(fmt)
-        if fmt.count("{ticket}") != 1 or fmt.count("{token}") != 1 or "@" not in fmt:
-            bad("reply_address_format", "reply_address_format must be an address with "
-                                        "{ticket} and {token} once each")
-        else:
-            settings.reply_address_format = fmt
-            settings._reply_re = _compile_format(fmt)
+        settings.reply_address_format = fmt
+        settings._reply_re = _compile_format(fmt)
     if "token" in settings.methods and (settings.secret is None or fmt is None):
         bad("methods", "method 'token' needs secret_file or secret_env and "
                        "reply_address_format")
-    if "authentication_results" in settings.methods and not raw.get("trusted_authserv_id"):
+    if "authentication_results" in settings.methods and not raw["trusted_authserv_id"]:
         bad("methods", "method 'authentication_results' needs trusted_authserv_id")
-    if raw.get("trusted_authserv_id"):
-        settings.trusted_authserv_id = str(raw["trusted_authserv_id"]).lower()
+    if raw["trusted_authserv_id"]:
+        settings.trusted_authserv_id = raw["trusted_authserv_id"].lower()
 
 
-AGENT_AUTH_SECTION = ConfigSection("agent_auth", load_agent_auth)
+AGENT_AUTH_SECTION = ConfigSection("agent_auth", load_agent_auth, keys=(("ticketgate.yaml", {
+    "agent_auth": Key(dict, dict, "how an agent's mail proves who sent it (docs/agents.md)",
+                      keys=AGENT_AUTH)}),))
 
 
 # ---- proofs ---------------------------------------------------------------------------------

@@ -355,7 +355,7 @@ def decide_work(pipeline, decision) -> AgentWork:
                                     for c in commands], text, False,
                          "not a reply to an existing ticket")
     else:
-        acl = getattr(config, "acl", None)
+        acl = config.acl
         reply = check(Context(config, agent, ticket, acl), Command("reply", "", 0, "(reply)"))
         verdicts = check_all(config, agent, ticket, commands, acl)
         internal = any(v.ok and v.command.name == "note" for v in verdicts)

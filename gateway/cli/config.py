@@ -34,16 +34,9 @@ def print_defaults() -> int:
     """Every key of every section with its default and meaning (``check-config --defaults``)."""
     # imported here, not at the top: building the parser stays cheap (start-up time)
     from gateway.app import PARTS
-    from gateway.config import schema
+    from gateway.config.defaults import render_defaults
 
-    tables = list(schema.SECTIONS.items())
-    tables += [table for part in PARTS.sections for table in part.keys]
-    for title, spec in tables:
-        print(f"# {title}")
-        for key, k in spec.items():
-            default = k.default() if callable(k.default) else k.default
-            print(f"{key} = {default!r}    # {k.doc}")
-        print()
+    print(render_defaults(PARTS.sections), end="")
     return EX_OK
 
 

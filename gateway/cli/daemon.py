@@ -2,8 +2,11 @@
 ``ticketgate status`` (is it running, its listeners and accounts, the inbound backlog)."""
 from __future__ import annotations
 
+import faulthandler
 import json
+import logging
 import os
+import signal
 import time
 
 from gateway.cli.common import load_app
@@ -16,10 +19,6 @@ def cmd_run(args) -> int:
     from gateway.daemon import run, setup_logging
 
     setup_logging(args.verbose)
-    import faulthandler
-    import logging
-    import signal
-
     faulthandler.register(signal.SIGUSR1)   # kill -USR1 PID: dump every thread's stack
 
     log = logging.getLogger("ticketgate.daemon")

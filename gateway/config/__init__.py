@@ -1,4 +1,5 @@
-"""Configuration: load and validate conf/ (see loader.py), typed model in model.py.
+"""Configuration: load and validate conf/ (see loader.py), typed model in model.py, the key
+tables and how they are checked in schema.py and core_keys.py, ``--defaults`` in defaults.py.
 
 This package imports no application code: the parts of conf/ that other packages own are
 ``ConfigSection`` units that ``gateway.app`` passes to ``load_config``."""

@@ -5,16 +5,14 @@ like ``nginx -t``. Nothing is half-applied: callers swap configs only after a cl
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.config import schema as S
+from gateway.config import core_keys as S
+from gateway.config.schema import Key, email, entries, section
 from gateway.config.section import ConfigSection
-from gateway.config.model import Agent, Config, Queue, Role, SystemAddress
+from gateway.config.model import Agent, Config, EscalationTimes, Queue, Role, SystemAddress
 from gateway.config.yamlload import ConfigError, LineDict, Problem, load_yaml
-
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
 
 def _optional(path: Path, problems: list[Problem], display: str):
@@ -27,10 +25,21 @@ def _optional(path: Path, problems: list[Problem], display: str):
         return None
 
 
+def main_keys(sections: Sequence[ConfigSection] = ()) -> dict[str, Key]:
+    """The keys of ticketgate.yaml: the core's, each replaced by the Key a section declares
+    for it (with the keys inside), in the core's order; a section may add keys too."""
+    keys = dict(S.MAIN)
+    for part in sections:
+        for file, table in part.keys:
+            if file == "ticketgate.yaml":
+                keys.update(table)
+    return keys
+
+
 def load_config(conf_dir: str | Path, sections: Sequence[ConfigSection] = ()) -> Config:
-    """The core of conf/ (ticketgate.yaml, calendars, agents, queues), then each of
-    ``sections`` in order. ``gateway.app.load_config`` passes every section of the product;
-    this module imports none of them."""
+    """The core of conf/ (ticketgate.yaml, agents, queues), then each of ``sections`` in
+    order. ``gateway.app.load_config`` passes every section of the product; this module
+    imports none of them."""
     conf_dir = Path(conf_dir).resolve()
     problems: list[Problem] = []
     if not (conf_dir / "ticketgate.yaml").is_file():
@@ -50,87 +59,60 @@ def load_config(conf_dir: str | Path, sections: Sequence[ConfigSection] = ()) ->
         return data
 
     main_raw = read("ticketgate.yaml")
-    main = S.section(main_raw, S.MAIN, problems, "ticketgate.yaml")
-    tn = S.section(main["ticket_number"], S.TICKET_NUMBER, problems, "ticket_number")
-    if tn["generator"] not in ("date_checksum", "autoincrement"):
-        problems.append(_at(main["ticket_number"], "generator",
-                            f"ticket_number.generator must be date_checksum or autoincrement, "
-                            f"got {tn['generator']!r}"))
-    if not re.fullmatch(r"\d{1,4}", tn["system_id"]):
-        problems.append(_at(main["ticket_number"], "system_id", "system_id must be 1-4 digits"))
-    follow_up = S.section(main["follow_up"], S.FOLLOW_UP, problems, "follow_up")
-    if follow_up["references"] not in ("always", "subject_match", "off"):
-        problems.append(_at(main["follow_up"], "references",
-                            "follow_up.references must be always, subject_match or off"))
-    processing = S.section(main["processing"], S.PROCESSING, problems, "processing")
-    escalation = S.section(main["escalation"], S.ESCALATION, problems, "escalation")
+    main = section(main_raw, main_keys(sections), problems, "ticketgate.yaml")
 
     data_dir = (conf_dir / main["data_dir"]).resolve()
     database_url = main["database"].replace("{data_dir}", str(data_dir))
 
     states = dict(S.DEFAULT_STATES)
     if main["states"] is not None:
-        states = {}
-        for item in main["states"]:
-            st = S.section(item, {"name": S.Key(str, None, ""), "type": S.Key(str, None, "")},
-                           problems, "states")
-            if st["type"] not in S.STATE_TYPES:
-                problems.append(_at(item, "type", f"state type must be one of {S.STATE_TYPES}"))
-            if st["name"]:
-                states[st["name"]] = st["type"]
+        states = {st["name"]: st["type"] for st in main["states"] if st["name"] and st["type"]}
     priorities = [str(p) for p in (main["priorities"] or S.DEFAULT_PRIORITIES)]
     if main["default_priority"] not in priorities:
-        problems.append(_at(main_raw, "default_priority",
+        problems.append(_at(main, "default_priority",
                             f"default_priority {main['default_priority']!r} is not a priority"))
 
-    calendars = _calendars(read("calendars.yaml"), problems)
     agents_raw = read("agents.yaml")
-    agents_file = S.section(agents_raw, S.AGENTS_FILE, problems, "agents.yaml")
-    groups = {name: S.section(g, S.GROUP, problems, f"group {name!r}")["comment"]
-              for name, g in agents_file["groups"].items()}
+    agents_file = section(agents_raw, S.AGENTS_FILE, problems, "agents.yaml")
+    groups = {name: g["comment"] for name, g in agents_file["groups"].items()}
     roles = _roles(agents_file["roles"], groups, problems)
     agents = _agents(agents_file["agents"], roles, groups, problems)
     for login in agents_file["superusers"]:
         if login not in agents:
-            problems.append(_at(agents_raw, "superusers", f"superuser {login!r} is not an agent"))
+            problems.append(_at(agents_file, "superusers",
+                                f"superuser {login!r} is not an agent"))
 
-    queues_raw = read("queues.yaml")
-    queues = _queues(queues_raw, groups, calendars, problems)
+    queues = _queues(read("queues.yaml"), groups, problems)
     default_queue = main["default_queue"]
     if "queues.yaml" in broken:
         queues = _Anything(queues)  # no cascade of "unknown queue" errors after a syntax error
     if queues and default_queue not in queues:
-        problems.append(_at(main_raw, "default_queue", f"default_queue {default_queue!r} is not a "
-                                                       f"queue in queues.yaml"))
+        problems.append(_at(main, "default_queue", f"default_queue {default_queue!r} is not a "
+                                                   f"queue in queues.yaml"))
     system_addresses = []
-    for item in main["system_addresses"]:
-        sa = S.section(item, S.SYSTEM_ADDRESS, problems, "system_addresses")
-        if not sa["address"] or not _EMAIL.match(sa["address"]):
-            problems.append(_at(item, "address", f"system address {sa['address']!r} is not an "
-                                                 f"email address"))
-            continue
+    for sa in main["system_addresses"]:
+        if not sa["address"]:
+            continue    # reported: required, or not an email address
         queue = sa["queue"] or default_queue
         if queue not in queues:
-            problems.append(_at(item, "queue", f"unknown queue {queue!r}"))
+            problems.append(_at(sa, "queue", f"unknown queue {queue!r}"))
         system_addresses.append(SystemAddress(sa["address"].lower(), sa["name"], queue))
     for q in queues.values():
         if q.follow_up_state not in states:
-            problems.append(Problem(str(conf_dir / "queues.yaml"), 0,
-                                    f"queue {q.name!r}: follow_up_state {q.follow_up_state!r} "
-                                    f"is not a state"))
+            problems.append(_at(q.source, "follow_up_state",
+                                f"queue {q.name!r}: follow_up_state {q.follow_up_state!r} "
+                                f"is not a state"))
 
-    raw = {k: main[k] for k in ("listeners", "mail_accounts", "outbound", "prefilters",
-                                "agent_auth")}
-    raw["_main"] = main_raw
     config = Config(
         dir=conf_dir, database_url=database_url, data_dir=data_dir, fqdn=main["fqdn"],
-        default_queue=default_queue, ticket_number=tn, follow_up=follow_up,
-        processing=processing, escalation=escalation, queues=queues, groups=groups,
+        default_queue=default_queue, ticket_number=main["ticket_number"],
+        follow_up=main["follow_up"], processing=main["processing"],
+        escalation=main["escalation"], queues=queues, groups=groups,
         roles=roles, agents=agents,
         direct_group_rights=agents_file["direct_group_rights"],
         superusers=list(agents_file["superusers"]), system_addresses=system_addresses,
         states=states, priorities=priorities, default_priority=main["default_priority"],
-        calendars=calendars, raw=raw, files=files)
+        settings=main, files=files)
     for part in sections:
         part.load(config, problems)
     if problems:
@@ -169,35 +151,6 @@ def _at(mapping, key, message) -> Problem:
     return Problem(getattr(mapping, "file", "?"), getattr(mapping, "line", 0), message)
 
 
-def _calendars(raw, problems):
-    from gateway.sla import calendars as cal_mod
-
-    calendars = {}
-    if raw is None:
-        return _default_calendar()
-    if not isinstance(raw, dict):
-        problems.append(Problem(getattr(raw, "file", "calendars.yaml"), 1,
-                                "calendars.yaml must map calendar names to settings"))
-        return {}
-    for name, data in raw.items():
-        try:
-            calendars[str(name)] = cal_mod.Calendar.from_config(str(name), data or {})
-        except ValueError as exc:
-            line = data.line if isinstance(data, LineDict) else raw.line_of(name)
-            problems.append(Problem(raw.file, line, f"calendar {name!r}: {exc}"))
-    if "default" not in calendars and not any(p.message.startswith("calendar 'default'")
-                                              for p in problems):
-        problems.append(Problem(raw.file, 1, "calendars.yaml needs a calendar named 'default'"))
-    return calendars
-
-
-def _default_calendar():
-    from gateway.sla.calendars import Calendar
-
-    week = {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    return {"default": Calendar.from_config("default", {"timezone": "UTC", "working_hours": week})}
-
-
 def _rights(value, where, mapping, key, problems) -> frozenset[str]:
     rights = [value] if isinstance(value, str) else list(value or [])
     bad = [r for r in rights if r not in S.RIGHTS]
@@ -207,10 +160,9 @@ def _rights(value, where, mapping, key, problems) -> frozenset[str]:
     return frozenset(r for r in rights if r in S.RIGHTS)
 
 
-def _roles(raw, groups, problems):
+def _roles(checked, groups, problems):
     roles = {}
-    for name, data in raw.items():
-        role = S.section(data, S.ROLE, problems, f"role {name!r}")
+    for name, role in checked.items():
         rights = {}
         for group, value in role["groups"].items():
             if group not in groups:
@@ -220,19 +172,18 @@ def _roles(raw, groups, problems):
     return roles
 
 
-def _agents(raw, roles, groups, problems):
+def _agents(checked, roles, groups, problems):
     agents = {}
-    for login, data in raw.items():
-        a = S.section(data, S.AGENT, problems, f"agent {login!r}")
+    for login, a in checked.items():
         emails = [a["email"]] if isinstance(a["email"], str) else list(a["email"] or [])
         for e in emails:
-            if not _EMAIL.match(str(e)):
-                problems.append(_at(data, "email", f"agent {login!r}: {e!r} is not an address"))
+            if email(str(e)):
+                problems.append(_at(a, "email", f"agent {login!r}: {e!r} is not an address"))
         if not emails:
-            problems.append(_at(raw, login, f"agent {login!r} needs an email"))
+            problems.append(_at(checked, login, f"agent {login!r} needs an email"))
         for r in a["roles"]:
             if r not in roles:
-                problems.append(_at(data, "roles", f"agent {login!r}: unknown role {r!r}"))
+                problems.append(_at(a, "roles", f"agent {login!r}: unknown role {r!r}"))
         direct = {}
         for group, value in a["groups"].items():
             if group not in groups:
@@ -244,9 +195,8 @@ def _agents(raw, roles, groups, problems):
     return agents
 
 
-def _queues(raw, groups, calendars, problems):
-    from gateway.sla.deadlines import EscalationTimes
-
+def _queues(raw, groups, problems):
+    """queues.yaml: ``queues:`` name -> settings (a file of only the names is read too)."""
     queues: dict[str, Queue] = {}
     if raw is None:
         return queues
@@ -255,37 +205,29 @@ def _queues(raw, groups, calendars, problems):
         problems.append(Problem(getattr(raw, "file", "queues.yaml"), 1,
                                 "queues.yaml must map queue names to settings"))
         return queues
-    for name, data in body.items():
+    if body is not raw:
+        checked = section(raw, S.QUEUES_FILE, problems, "queues.yaml")["queues"]
+    else:
+        checked = entries(body, S.QUEUES_FILE["queues"], problems, "queues")
+    for name, q in checked.items():
         name = str(name)
-        q = S.section(data, S.QUEUE, problems, f"queue {name!r}")
-        where = data if isinstance(data, LineDict) else body
         if q["group"] and q["group"] not in groups:
-            problems.append(_at(where, "group", f"queue {name!r}: unknown group {q['group']!r}"))
-        if q["calendar"] not in calendars and calendars:
-            problems.append(_at(where, "calendar",
-                                f"queue {name!r}: unknown calendar {q['calendar']!r}"))
-        if q["follow_up"] not in S.FOLLOW_UP_OPTIONS:
-            problems.append(_at(where, "follow_up", f"queue {name!r}: follow_up must be one of "
-                                                    f"{', '.join(S.FOLLOW_UP_OPTIONS)}"))
-        for kind in q["auto_responses"]:
-            if kind not in S.AUTO_RESPONSE_TYPES:
-                problems.append(_at(q["auto_responses"], kind,
-                                    f"queue {name!r}: unknown auto-response type {kind!r} "
-                                    f"(types: {', '.join(S.AUTO_RESPONSE_TYPES)})"))
+            problems.append(_at(q, "group", f"queue {name!r}: unknown group {q['group']!r}"))
         try:
-            escalation = EscalationTimes.from_config(q["escalation"] or {})
+            escalation = EscalationTimes(**q["escalation"])
         except ValueError as exc:
-            problems.append(_at(where, "escalation", f"queue {name!r}: escalation: {exc}"))
+            problems.append(_at(q, "escalation", f"queue {name!r}: escalation: {exc}"))
             escalation = EscalationTimes()
         queues[name] = Queue(
             name=name, group=q["group"], calendar=q["calendar"], escalation=escalation,
             follow_up=q["follow_up"], follow_up_state=q["follow_up_state"],
             lock_after_follow_up=q["lock_after_follow_up"], unlock_timeout=q["unlock_timeout"],
             system_address=q["system_address"],
-            auto_responses={str(k): str(v) for k, v in q["auto_responses"].items()},
-            salutation=q["salutation"], signature=q["signature"], comment=q["comment"])
+            auto_responses={k: v for k, v in q["auto_responses"].items() if v},
+            salutation=q["salutation"], signature=q["signature"], comment=q["comment"],
+            source=q)
     for q in queues.values():
         if q.parent and q.parent not in queues:
-            problems.append(_at(body, q.name, f"queue {q.name!r}: parent queue {q.parent!r} "
-                                              f"is not defined"))
+            problems.append(_at(checked, q.name, f"queue {q.name!r}: parent queue {q.parent!r} "
+                                                 f"is not defined"))
     return queues

@@ -1,9 +1,46 @@
 """The loaded configuration as plain, typed objects (built by ``gateway.config.loader``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from gateway.config.core_keys import ESCALATION_TIMES
+from gateway.config.schema import fields_from
+
+
+@fields_from(ESCALATION_TIMES, frozen=True)
+class EscalationTimes:
+    """Escalation times of a queue or an SLA (keys: schema.ESCALATION_TIMES). Times are
+    working minutes (0 = off); ``*_notify`` is a percentage of that time (0 = no early
+    warning). Building one with impossible values raises ValueError naming the key."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"{f.name}: expected a whole number, got {v!r}")
+            if v < 0:
+                raise ValueError(f"{f.name}: must not be negative, got {v}")
+            if f.name.endswith("_notify"):
+                if v > 100:
+                    raise ValueError(f"{f.name}: a percentage 0-100, got {v}")
+                base = f.name[: -len("_notify")]
+                if v and not getattr(self, base):
+                    raise ValueError(f"{f.name}: set to {v}% but {base} is off (0)")
+
+    @classmethod
+    def from_config(cls, data: dict | None) -> "EscalationTimes":
+        """Build from a plain mapping; missing or null keys mean 0 (off)."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ValueError(f"escalation: expected a mapping, got {type(data).__name__}")
+        for k in data:
+            if k not in ESCALATION_TIMES:
+                raise ValueError(f"{k}: unknown escalation key (allowed: "
+                                 f"{', '.join(ESCALATION_TIMES)})")
+        return cls(**{k: (0 if v is None else v) for k, v in data.items()})
 
 
 @dataclass
@@ -11,7 +48,7 @@ class Queue:
     name: str
     group: str | None
     calendar: str = "default"
-    escalation: Any = None            # gateway.sla.deadlines.EscalationTimes
+    escalation: EscalationTimes | None = None
     follow_up: str = "possible"       # possible | reject | new_ticket
     follow_up_state: str = "open"
     lock_after_follow_up: bool = False
@@ -21,6 +58,7 @@ class Queue:
     salutation: str = ""
     signature: str = ""
     comment: str = ""
+    source: Any = field(default=None, repr=False, compare=False)  # its checked queues.yaml entry
 
     @property
     def parent(self) -> str | None:
@@ -58,6 +96,7 @@ class Config:
     data_dir: Path
     fqdn: str
     default_queue: str
+    # The plain settings groups of ticketgate.yaml, every key present (schema.py tables):
     ticket_number: dict
     follow_up: dict
     processing: dict
@@ -72,8 +111,13 @@ class Config:
     states: dict[str, str]            # state name -> state type
     priorities: list[str]
     default_priority: str
-    calendars: dict[str, Any]         # name -> gateway.sla.calendars.Calendar
+    # ticketgate.yaml as checked against every key the core and the sections declare:
+    # sections read their part here and store what they make of it in their field below.
+    settings: dict = field(default_factory=dict)
     # Set by the ConfigSection units gateway.app passes to load_config (one field each):
+    calendars: dict[str, Any] = field(default_factory=dict)  # name -> gateway.sla.calendars.Calendar
+    listeners: list = field(default_factory=list)   # gateway.daemon_config.ListenerConf
+    mail_accounts: list = field(default_factory=list)  # gateway.daemon_config.AccountConf
     filters: list = field(default_factory=list)     # filters.engine rules, in order
     filter_engine: Any = None                       # filters.engine.FilterEngine
     prefilters: dict[str, dict] = field(default_factory=dict)  # name -> its settings
@@ -82,7 +126,6 @@ class Config:
     agent_auth: Any = None                          # gateway.agents.identity.AuthSettings
     acl: Any = None                                 # gateway.agents.acl.AclEngine
     slas: list = field(default_factory=list)        # gateway.sla.slas.SLA, in order
-    raw: dict = field(default_factory=dict)          # other sections, validated by their owners
     files: list[Path] = field(default_factory=list)  # every file read (for reload on change)
 
     # -- lookups used all over the pipeline --------------------------------------------------

@@ -1,24 +1,91 @@
-"""The config schema: every key with its type, default and a one-line doc, in one place.
+"""The config schema: every key with its type, default and a one-line doc, checked one way.
 
-``section(mapping, SPEC, problems)`` checks one YAML mapping against a spec and returns a plain
-dict with defaults filled in; unknown keys and wrong types become Problems with file and line.
+A table is ``{key: Key}``. ``section(mapping, TABLE, problems, where)`` checks one YAML mapping
+against it and returns a LineDict (a dict that still knows the file and each key's line) with
+every default filled in, nested tables included; unknown keys, wrong types, missing required
+keys, values outside ``choices`` and failed ``check``s become Problems with file and line.
+A value that fails is reported and replaced by its default, so the caller always gets typed
+values. An empty value (``key:``) means the default.
+
+The core's tables (ticketgate.yaml, queues.yaml, agents.yaml) are in core_keys.py; other
+parts of ticketgate declare theirs beside their code and expose them in ``ConfigSection.keys``
+(``check-config --defaults`` prints them all, see defaults.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from gateway.config.yamlload import LineDict, Problem
+from gateway.config.yamlload import LineDict, LineList, Problem
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED = _Required()   # as a Key's default: the key must be given
 
 
 @dataclass(frozen=True)
 class Key:
+    """One key: its type, default and a one-line doc, and optionally:
+
+    ``choices``  the allowed values (for a list: of each item);
+    ``check``    ``check(value) -> message | None`` for what a type cannot say ("must be
+                 positive"); the problem reads ``WHERE: KEY MESSAGE, got VALUE``;
+    ``keys``     the value is a mapping with these keys of its own (a nested table);
+    ``each``     the value is a list of mappings with these keys (type list), or a mapping
+                 from names the admin chooses to such mappings (type dict);
+    ``item``     what one of ``each`` is called in messages ("queue" -> "queue 'VIP'");
+    ``noun``     what a key of ``keys`` is called in "unknown ..." messages ("pre-filter");
+    ``example``  shown by ``check-config --defaults`` where there is no default (a required
+                 key's value, the name of an ``each`` entry)."""
+
     type: type | tuple
     default: Any
     doc: str
-    choices: tuple = ()   # the allowed values, when only a few are
+    choices: tuple = ()
+    check: Callable[[Any], str | None] | None = None
+    keys: dict | None = None
+    each: dict | None = None
+    item: str = ""
+    noun: str = "key"
+    example: Any = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def fresh_default(self):
+        """The default as a new object (lists and mappings are never shared)."""
+        if self.required:
+            return None
+        return self.default() if callable(self.default) else self.default
 
 
+# ---- simple per-key checks ---------------------------------------------------------------
+def positive(value) -> str | None:
+    return None if value > 0 else "must be positive"
+
+
+def not_negative(value) -> str | None:
+    return None if value >= 0 else "must not be negative"
+
+
+def port(value) -> str | None:
+    return None if 0 < value < 65536 else "is a bad port (1-65535)"
+
+
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+def email(value) -> str | None:
+    return None if _EMAIL.match(value) else "is not an email address"
+
+
+# ---- checking ----------------------------------------------------------------------------
 def _type_name(t) -> str:
     if isinstance(t, tuple):
         return " or ".join(_type_name(x) for x in t)
@@ -26,162 +93,172 @@ def _type_name(t) -> str:
             dict: "a mapping", float: "a number"}.get(t, t.__name__)
 
 
-def section(mapping, spec: dict[str, Key], problems: list[Problem], where: str) -> dict:
-    """Validate ``mapping`` against ``spec``; return values with defaults applied."""
-    out = {k: (v.default() if callable(v.default) else v.default) for k, v in spec.items()}
-    if mapping is None:
-        return out
-    if not isinstance(mapping, dict):
-        problems.append(Problem(_file(mapping), _line(mapping), f"{where} must be a mapping"))
-        return out
-    for key, value in mapping.items():
-        line = mapping.line_of(key) if isinstance(mapping, LineDict) else 0
-        if key not in spec:
-            known = ", ".join(sorted(spec))
-            problems.append(Problem(_file(mapping), line,
-                                    f"unknown key {key!r} in {where} (known keys: {known})"))
-            continue
-        want = spec[key].type
-        if value is None and spec[key].default is None:
-            continue
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if want is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        if not _isinstance(value, want):
-            problems.append(Problem(_file(mapping), line,
-                                    f"{where}: {key!r} must be {_type_name(want)}, got {value!r}"))
-            continue
-        if spec[key].choices and value not in spec[key].choices:
-            problems.append(Problem(_file(mapping), line,
-                                    f"{where}: {key!r} must be one of "
-                                    f"{', '.join(map(str, spec[key].choices))}, got {value!r}"))
-            continue
-        out[key] = value
-    return out
-
-
 def _isinstance(value, want) -> bool:
     wants = want if isinstance(want, tuple) else (want,)
-    if bool in wants and isinstance(value, bool):
-        return True
-    if isinstance(value, bool) and bool not in wants:
-        return False
+    if isinstance(value, bool):
+        return bool in wants
     return isinstance(value, wants)
 
 
-def _file(obj) -> str:
-    return getattr(obj, "file", "?")
+def _coerce(value, want):
+    """YAML reads ``port: 25`` as a number and ``system_id: 10`` too: text keys take
+    numbers as text, number keys take whole numbers."""
+    wants = want if isinstance(want, tuple) else (want,)
+    if isinstance(value, bool) or _isinstance(value, want):
+        return value
+    if float in wants and isinstance(value, int):
+        return float(value)
+    if str in wants and isinstance(value, (int, float)):
+        return str(value)
+    return value
 
 
-def _line(obj) -> int:
-    return getattr(obj, "line", 0)
+def join(where: str, key) -> str:
+    """How a nested place is named: a key of a file is itself, a key of something named
+    (``queue 'VIP'``) follows a colon, any other follows a dot."""
+    if where.endswith(".yaml") or not where:
+        return str(key)
+    return f"{where}: {key}" if where.endswith("'") else f"{where}.{key}"
 
 
-# ---- ticketgate.yaml -------------------------------------------------------------------------
-MAIN = {
-    "database": Key(str, "sqlite:///{data_dir}/ticketgate.db",
-                    "SQLAlchemy URL; {data_dir} is replaced; sqlite (WAL) or postgresql+psycopg"),
-    "data_dir": Key(str, "../var", "where the SQLite database lives; relative to the conf dir"),
-    "fqdn": Key(str, "localhost", "host name used in our own Message-IDs"),
-    "default_queue": Key(str, "Unassigned", "queue for mail that nothing routes elsewhere"),
-    "system_addresses": Key(list, list, "addresses we receive on: [{address, name, queue}]"),
-    "ticket_number": Key(dict, dict, "ticket number generator and subject hook"),
-    "follow_up": Key(dict, dict, "where follow-up references are searched"),
-    "states": Key(list, None, "ticket states [{name, type}]; OTRS defaults when absent"),
-    "priorities": Key(list, None, "priorities [\"1 very low\", ...]; OTRS defaults when absent"),
-    "default_priority": Key(str, "3 normal", "priority of a new ticket"),
-    "processing": Key(dict, dict, "inbound processing: retries before quarantine"),
-    "escalation": Key(dict, dict, "escalation behaviour: suspend_pending"),
-    "listeners": Key(list, list, "SMTP/LMTP listeners (daemon)"),
-    "mail_accounts": Key(list, list, "IMAP mail accounts (daemon)"),
-    "outbound": Key(dict, dict, "smarthost for outgoing mail (notifier)"),
-    "prefilters": Key(dict, dict, "built-in pre-filters and their switches"),
-    "agent_auth": Key(dict, dict, "how an agent's mail proves who sent it"),
-}
+def _blank(file, line) -> LineDict:
+    out = LineDict()
+    out.file, out.line, out.key_lines = file, line, {}
+    return out
 
-TICKET_NUMBER = {
-    "generator": Key(str, "date_checksum", "date_checksum (YYYYMMDD + system id + counter + "
-                                           "check digit) or autoincrement"),
-    "system_id": Key(str, "10", "two digits that make our numbers ours"),
-    "hook": Key(str, "Ticket#", "subject hook text before the number"),
-    "divider": Key(str, "", "text between hook and number"),
-    "min_counter_size": Key(int, 5, "autoincrement: zero-pad the counter to this many digits"),
-}
 
-FOLLOW_UP = {
-    "references": Key(str, "always", "In-Reply-To/References naming our Message-IDs: always | "
-                                     "subject_match (only with the same subject) | off"),
-    "search_body": Key(bool, False, "also look for a ticket number in the body text"),
-    "search_attachments": Key(bool, False, "also look in text/plain and text/html attachments"),
-}
+def section(mapping, spec: dict[str, Key], problems: list[Problem], where: str,
+            noun: str = "key") -> LineDict:
+    """Check ``mapping`` against ``spec``; return its values with defaults applied."""
+    file, line = getattr(mapping, "file", "?"), getattr(mapping, "line", 0)
+    out = _blank(file, line)
+    if mapping is not None and not isinstance(mapping, dict):
+        problems.append(Problem(file, line, f"{where} must be a mapping"))
+        mapping = None
+    given = mapping or {}
+    for name, value in given.items():
+        if name not in spec:
+            known = ", ".join(map(str, spec))
+            problems.append(Problem(file, _line_of(mapping, name),
+                                    f"unknown {noun} {name!r} in {where} (known {noun}s: "
+                                    f"{known})"))
+    for name, key in spec.items():
+        at = _line_of(mapping, name) if name in given else line
+        value = given.get(name)
+        if value is None:
+            if key.required and mapping is not None:
+                problems.append(Problem(file, at, f"{where}: {name!r} is required"))
+            value = _default(key, file, at, join(where, name))
+        else:
+            value = _value(value, key, problems, where, name, file, at)
+        out[name] = value
+        out.key_lines[name] = at
+    return out
 
-ESCALATION = {
-    "suspend_pending": Key(bool, True, "pending tickets do not escalate while pending"),
-}
 
-PROCESSING = {
-    "max_attempts": Key(int, 5, "failed processing attempts before a mail is quarantined"),
-}
+def _line_of(mapping, key) -> int:
+    return mapping.line_of(key) if isinstance(mapping, LineDict) else getattr(mapping, "line", 0)
 
-SYSTEM_ADDRESS = {
-    "address": Key(str, None, "the email address"),
-    "name": Key(str, "", "display name used as sender"),
-    "queue": Key(str, None, "queue that mail to this address goes to"),
-}
 
-# ---- queues.yaml -----------------------------------------------------------------------------
-QUEUE = {
-    "group": Key(str, None, "group whose members may work this queue"),
-    "calendar": Key(str, "default", "calendar for escalation and unlock times"),
-    "escalation": Key(dict, dict, "first_response/update/solution minutes and *_notify percent"),
-    "follow_up": Key(str, "possible", "follow-up to a closed ticket: possible | reject | new_ticket"),
-    "follow_up_state": Key(str, "open", "state a reopened ticket gets"),
-    "lock_after_follow_up": Key(bool, False, "lock a reopened ticket to its previous owner"),
-    "unlock_timeout": Key(int, 0, "working minutes without agent activity before unlock"),
-    "system_address": Key(str, None, "address our mail to customers of this queue comes from"),
-    "auto_responses": Key(dict, dict, "template per type: auto_reply, auto_reject, "
-                                      "auto_follow_up, auto_reply_new_ticket"),
-    "salutation": Key(str, "", "text put before every mail body of this queue"),
-    "signature": Key(str, "", "text put after every mail body of this queue"),
-    "comment": Key(str, "", "free text for admins"),
-}
-FOLLOW_UP_OPTIONS = ("possible", "reject", "new_ticket")
-AUTO_RESPONSE_TYPES = ("auto_reply", "auto_reject", "auto_follow_up", "auto_reply_new_ticket")
+def _default(key: Key, file, line, where):
+    """The value of an absent key: a nested table's own defaults, or the Key's default."""
+    if key.keys is not None and key.default is not None:
+        return _placed(section(None, key.keys, [], where, key.noun), file, line)
+    value = key.fresh_default()
+    if isinstance(value, dict):
+        value = _placed(LineDict(value), file, line)
+    return value
 
-# ---- agents.yaml -----------------------------------------------------------------------------
-AGENTS_FILE = {
-    "groups": Key(dict, dict, "group name -> {comment}"),
-    "roles": Key(dict, dict, "role name -> {groups: {group: [rights]}}"),
-    "agents": Key(dict, dict, "login -> {name, email(s), roles, groups}"),
-    "direct_group_rights": Key(bool, True, "allow agent -> group rights besides roles"),
-    "superusers": Key(list, list, "agents that bypass ACLs (named explicitly)"),
-}
-GROUP = {"comment": Key(str, "", "free text")}
-ROLE = {"groups": Key(dict, dict, "group -> list of rights"), "comment": Key(str, "", "free text")}
-AGENT = {
-    "name": Key(str, "", "full name"),
-    "email": Key((str, list), None, "one address or a list"),
-    "roles": Key(list, list, "roles the agent has"),
-    "groups": Key(dict, dict, "direct group -> rights (if direct_group_rights)"),
-    "valid": Key(bool, True, "a disabled agent is treated as a customer"),
-    "notifications": Key(dict, dict, "event -> yes/no opt-out"),
-}
-RIGHTS = ("ro", "move_into", "create", "note", "owner", "priority", "rw")
 
-DEFAULT_STATES = [
-    ("new", "new"), ("open", "open"), ("pending reminder", "pending reminder"),
-    ("pending auto close+", "pending auto"), ("pending auto close-", "pending auto"),
-    ("closed successful", "closed"), ("closed unsuccessful", "closed"),
-    ("merged", "merged"), ("removed", "removed"),
-]
-STATE_TYPES = ("new", "open", "pending reminder", "pending auto", "closed", "merged", "removed")
-DEFAULT_PRIORITIES = ["1 very low", "2 low", "3 normal", "4 high", "5 very high"]
+def _placed(d: LineDict, file, line) -> LineDict:
+    d.file, d.line, d.key_lines = file, line, {k: line for k in d}
+    return d
 
-SECTIONS = {
-    "ticketgate.yaml": MAIN, "ticketgate.yaml ticket_number": TICKET_NUMBER,
-    "ticketgate.yaml follow_up": FOLLOW_UP, "ticketgate.yaml processing": PROCESSING,
-    "ticketgate.yaml escalation": ESCALATION,
-    "ticketgate.yaml system_addresses[]": SYSTEM_ADDRESS, "queues.yaml queues.NAME": QUEUE,
-    "agents.yaml": AGENTS_FILE, "agents.yaml roles.NAME": ROLE, "agents.yaml agents.LOGIN": AGENT,
-}
+
+def _value(value, key: Key, problems, where, name, file, line):
+    """One given value: type, choices, check, then its nested table(s)."""
+    inner = join(where, name)
+    value = _coerce(value, key.type)
+    if not _isinstance(value, key.type):
+        problems.append(Problem(file, line, f"{where}: {name!r} must be "
+                                            f"{_type_name(key.type)}, got {value!r}"))
+        return _default(key, file, line, inner)
+    if key.choices:
+        items = value if isinstance(value, list) else [value]
+        bad = [v for v in items if v not in key.choices]
+        if bad:
+            problems.append(Problem(file, line, f"{where}: {name!r} must be one of "
+                                                f"{', '.join(map(str, key.choices))}, got "
+                                                f"{bad[0]!r}"))
+            if not isinstance(value, list):
+                return _default(key, file, line, inner)
+            lines = getattr(value, "item_lines", None) or [line] * len(value)
+            kept = [(v, at) for v, at in zip(value, lines) if v in key.choices]
+            value = _same_place([v for v, _ in kept], value, [at for _, at in kept])
+    if key.check is not None:
+        message = key.check(value)
+        if message:
+            problems.append(Problem(file, line, f"{where}: {name} {message}, got {value!r}"))
+            return _default(key, file, line, inner)
+    if key.keys is not None:
+        return section(value, key.keys, problems, inner, key.noun)
+    if key.each is not None:
+        return entries(value, key, problems, inner)
+    return value
+
+
+def _same_place(items: list, like, lines: list) -> LineList:
+    out = LineList(items)
+    out.file, out.line, out.item_lines = getattr(like, "file", "?"), getattr(like, "line", 0), lines
+    return out
+
+
+def entries(value, key: Key, problems: list[Problem], where: str):
+    """The entries of an ``each`` key: a list of checked mappings (type list) or
+    {name: checked mapping} (type dict). A list entry with a ``name`` is called
+    ``ITEM 'NAME'`` in messages, any other ``WHERE[INDEX]``."""
+    if isinstance(value, dict):
+        out = _placed(LineDict(), getattr(value, "file", "?"), getattr(value, "line", 0))
+        for name, item in value.items():
+            label = f"{key.item} {str(name)!r}" if key.item else join(where, name)
+            if not isinstance(item, dict):
+                if item is not None:
+                    problems.append(Problem(getattr(value, "file", "?"), _line_of(value, name),
+                                            f"{label} must be a mapping"))
+                item = _blank(getattr(value, "file", "?"), _line_of(value, name))
+            out[name] = section(item, key.each, problems, label)
+            out.key_lines[name] = _line_of(value, name)
+        return out
+    out = _same_place([], value, [])
+    lines = getattr(value, "item_lines", None) or [getattr(value, "line", 0)] * len(value)
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            problems.append(Problem(getattr(value, "file", "?"), lines[index],
+                                    f"{where}[{index}] must be a mapping"))
+            continue
+        name = item.get("name")
+        label = f"{key.item} {str(name)!r}" if key.item and name not in (None, "") else \
+            f"{where}[{index}]"
+        out.append(section(item, key.each, problems, label))
+        out.item_lines.append(lines[index])
+    return out
+
+
+def fields_from(spec: dict[str, Key], frozen: bool = False):
+    """Class decorator: a dataclass whose fields are the keys of ``spec`` with their
+    defaults (required keys first, in table order), so a key's default is written once, in
+    its table. The class body adds behaviour (properties, ``__post_init__``)."""
+
+    def make(cls):
+        ordered = [k for k, key in spec.items() if key.required] + \
+            [k for k, key in spec.items() if not key.required]
+        cls.__annotations__ = {k: Any for k in ordered}
+        for k in ordered:
+            key = spec[k]
+            if key.required:
+                continue
+            setattr(cls, k, field(default_factory=key.default) if callable(key.default)
+                    else field(default=key.default))
+        return dataclass(frozen=frozen)(cls)
+
+    return make

@@ -27,7 +27,7 @@ from typing import Callable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from gateway.daemon_config import AccountConf, accounts_of
+from gateway.daemon_config import AccountConf
 from gateway.failpoints import failpoint
 from gateway.ingest.source import SourceContext
 from gateway.intake import Accepted, Envelope, accept_many
@@ -332,4 +332,4 @@ class MailAccount:
 
 def build_accounts(config, context: SourceContext) -> list[MailAccount]:
     return [MailAccount(Poller(account, context.store_of, on_commit=context.on_commit))
-            for account in accounts_of(config)]
+            for account in config.mail_accounts]

@@ -22,7 +22,7 @@ from typing import Callable
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from gateway.daemon_config import ListenerConf, listeners_of
+from gateway.daemon_config import ListenerConf
 from gateway.intake import Envelope
 from gateway.ingest.batch import GroupCommitter
 from gateway.ingest.source import SourceContext
@@ -292,4 +292,4 @@ class Listener:
 
 def build_listeners(config, context: SourceContext) -> list[Listener]:
     return [Listener(conf, context.committer, context.config_of, hostname=config.fqdn)
-            for conf in listeners_of(config)]
+            for conf in config.listeners]

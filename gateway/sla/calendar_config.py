@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["CalendarError", "CalendarSpec", "parse_config", "DAY_KEYS"]
+from gateway.config.schema import REQUIRED, Key
+
+__all__ = ["CALENDAR", "CalendarError", "CalendarSpec", "parse_config", "DAY_KEYS"]
 
 
 class CalendarError(ValueError):
@@ -19,10 +21,23 @@ class CalendarError(ValueError):
 
 
 DAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-KNOWN_KEYS = frozenset({
-    "timezone", "working_hours", "holidays", "one_time_holidays",
-    "extra_working_days", "country", "subdivision",
-})
+# The keys of one calendar. parse_config checks the values itself (times, dates, zones), with
+# messages that name the calendar and the key.
+CALENDAR = {
+    "timezone": Key(str, REQUIRED, "IANA time zone name; deadlines are counted in it",
+                    example="Europe/Berlin"),
+    "working_hours": Key(dict, dict, "weekday -> working intervals; a day not given is off",
+                         keys={day: Key((list, str), None, "intervals 'HH:MM-HH:MM' (24:00 "
+                                                           "ends a day)",
+                                        example=["08:00-17:00"] if day in DAY_KEYS[:5]
+                                        else None) for day in DAY_KEYS}),
+    "holidays": Key(list, list, "yearly holidays 'MM-DD'"),
+    "one_time_holidays": Key(list, list, "one-off holidays 'YYYY-MM-DD'"),
+    "extra_working_days": Key((dict, list), dict, "date -> intervals or a weekday name whose "
+                                                  "hours apply; or a list of dates"),
+    "country": Key(str, None, "ISO 3166 code: that country's public holidays are off too"),
+    "subdivision": Key((str, int), None, "state or province within country, e.g. BY"),
+}
 
 # A wall-clock interval is (start_minute, end_minute) from local midnight, end <= 1440.
 Interval = tuple[int, int]
@@ -120,9 +135,9 @@ def parse_config(name: str, data) -> CalendarSpec:
     """Validate one calendar mapping; raise :class:`CalendarError` naming the key."""
     if not isinstance(data, dict):
         raise CalendarError(f"calendar {name!r}: expected a mapping, got {type(data).__name__}")
-    unknown = sorted(str(k) for k in data if k not in KNOWN_KEYS)
+    unknown = sorted(str(k) for k in data if k not in CALENDAR)
     if unknown:
-        raise _err(name, unknown[0], f"unknown key (allowed: {', '.join(sorted(KNOWN_KEYS))})")
+        raise _err(name, unknown[0], f"unknown key (allowed: {', '.join(sorted(CALENDAR))})")
 
     # timezone (required: a silently wrong zone would shift every deadline)
     tzname = data.get("timezone")
@@ -214,7 +229,7 @@ def parse_config(name: str, data) -> CalendarSpec:
             raise _err(name, "subdivision", f"expected a code like 'BY', got {subdiv!r}")
         subdiv = str(subdiv)
     if country is not None:
-        import holidays as _holidays
+        import holidays as _holidays  # start-up time: the holidays package is large
         try:
             _holidays.country_holidays(country, subdiv=subdiv, years=[])
         except NotImplementedError as exc:

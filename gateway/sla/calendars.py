@@ -14,6 +14,8 @@ Precision: instants are truncated to whole seconds. ``add`` is exact to the
 second (a start of 12:25:30 plus 60 minutes ends at hh:25:30 working time later);
 ``between`` returns ``working_seconds // 60`` (whole minutes, floored).
 Naive datetimes are taken as UTC; results are UTC-aware datetimes.
+
+``SECTION`` (the end of this file) loads conf/calendars.yaml into ``config.calendars``.
 """
 from __future__ import annotations
 
@@ -21,9 +23,12 @@ import bisect
 import datetime as _dt
 from datetime import timezone
 
-from gateway.sla.calendar_config import CalendarError, CalendarSpec, parse_config
+from gateway.sla.calendar_config import CALENDAR, CalendarError, CalendarSpec, parse_config
+from gateway.config import ConfigError, ConfigSection, Problem
+from gateway.config.schema import Key
+from gateway.config.yamlload import LineDict, load_yaml
 
-__all__ = ["Calendar", "CalendarError", "MAX_YEARS"]
+__all__ = ["Calendar", "CalendarError", "MAX_YEARS", "SECTION"]
 
 MAX_YEARS = 100          # add/next_working/between never look further than this
 _UTC = timezone.utc
@@ -278,3 +283,53 @@ class Calendar:
         cum = self._year(d.year)
         i = d.timetuple().tm_yday - 1
         return cum[i] + sum(max(0, min(e, u) - s) for s, e in self._day(d))
+
+
+# ---- conf/calendars.yaml ---------------------------------------------------------------------
+def _around_the_clock() -> dict[str, Calendar]:
+    week = {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    return {"default": Calendar.from_config("default", {"timezone": "UTC",
+                                                        "working_hours": week})}
+
+
+def load_calendars(config, problems: list[Problem]) -> None:
+    """``config.calendars`` from conf/calendars.yaml (without the file: one calendar
+    'default', around the clock, UTC); then every queue's calendar must be one of them."""
+    path = config.dir / "calendars.yaml"
+    config.calendars = calendars = {}
+    if not path.exists():
+        config.calendars = calendars = _around_the_clock()
+    else:
+        config.files.append(path)
+        try:
+            raw = load_yaml(path, str(path))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            return      # no cascade of "unknown calendar" errors after a syntax error
+        if not isinstance(raw, dict):
+            problems.append(Problem(getattr(raw, "file", str(path)), 1,
+                                    "calendars.yaml must map calendar names to settings"))
+            return
+        for name, data in raw.items():
+            try:
+                calendars[str(name)] = Calendar.from_config(str(name), data or {})
+            except ValueError as exc:
+                line = data.line if isinstance(data, LineDict) else raw.line_of(name)
+                problems.append(Problem(raw.file, line, f"calendar {name!r}: {exc}"))
+        if "default" not in calendars and not any(
+                p.message.startswith("calendar 'default'") for p in problems):
+            problems.append(Problem(raw.file, 1, "calendars.yaml needs a calendar named "
+                                                 "'default'"))
+    for queue in config.queues.values():
+        if calendars and queue.calendar not in calendars:
+            where = queue.source
+            problems.append(Problem(getattr(where, "file", "queues.yaml"),
+                                    where.line_of("calendar") if isinstance(where, LineDict)
+                                    else 0,
+                                    f"queue {queue.name!r}: unknown calendar "
+                                    f"{queue.calendar!r}"))
+
+
+SECTION = ConfigSection("calendars", load_calendars, keys=(
+    ("calendars.yaml", Key(dict, dict, "calendar name -> settings; queues and SLAs name them",
+                           each=CALENDAR, item="calendar", example="default")),))

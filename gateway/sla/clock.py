@@ -42,7 +42,7 @@ def clock_state(config: Config, state: str) -> str:
     state_type = config.state_type(state)
     if state_type in STOPPED_STATE_TYPES:
         return STOPPED
-    if state_type.startswith("pending") and config.escalation.get("suspend_pending", True):
+    if state_type.startswith("pending") and config.escalation["suspend_pending"]:
         return SUSPENDED
     return RUNNING
 

@@ -8,12 +8,13 @@ whose instant fell into a polling window ``(since, now]``.
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from gateway.config.model import EscalationTimes
 from gateway.sla.calendars import Calendar, _to_epoch
 
 __all__ = [
-    "EscalationTimes", "TicketClock", "Deadlines", "compute_deadlines",
+    "TicketClock", "Deadlines", "compute_deadlines",
     "working_minutes_left", "due_events", "EVENTS", "KINDS",
     "EscalationResponseTimeNotifyBefore", "EscalationResponseTimeStart",
     "EscalationUpdateTimeNotifyBefore", "EscalationUpdateTimeStart",
@@ -37,45 +38,6 @@ EVENTS: dict[str, str] = {
     "solution": EscalationSolutionTimeStart,
 }
 KINDS = tuple(EVENTS)
-
-
-@dataclass(frozen=True)
-class EscalationTimes:
-    """Per-queue escalation config. Times are working minutes (0 = off);
-    ``*_notify`` is a percentage of that time (0 = no early warning)."""
-    first_response: int = 0
-    first_response_notify: int = 0
-    update: int = 0
-    update_notify: int = 0
-    solution: int = 0
-    solution_notify: int = 0
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"{f.name}: expected a whole number, got {v!r}")
-            if v < 0:
-                raise ValueError(f"{f.name}: must not be negative, got {v}")
-            if f.name.endswith("_notify"):
-                if v > 100:
-                    raise ValueError(f"{f.name}: a percentage 0-100, got {v}")
-                base = f.name[: -len("_notify")]
-                if v and not getattr(self, base):
-                    raise ValueError(f"{f.name}: set to {v}% but {base} is off (0)")
-
-    @classmethod
-    def from_config(cls, data: dict | None) -> "EscalationTimes":
-        """Build from a queue config mapping; missing or null keys mean 0 (off)."""
-        if data is None:
-            return cls()
-        if not isinstance(data, dict):
-            raise ValueError(f"escalation: expected a mapping, got {type(data).__name__}")
-        names = {f.name for f in fields(cls)}
-        for k in data:
-            if k not in names:
-                raise ValueError(f"{k}: unknown escalation key (allowed: {', '.join(KINDS)})")
-        return cls(**{k: (0 if v is None else v) for k, v in data.items()})
 
 
 @dataclass

@@ -20,18 +20,24 @@ import re
 from dataclasses import dataclass
 
 from gateway.config import ConfigSection, Problem
-from gateway.config.schema import Key, section
+from gateway.config.model import EscalationTimes
+from gateway.config.core_keys import ESCALATION_TIMES
+from gateway.config.schema import REQUIRED, Key, section
 from gateway.config.yamlload import ConfigError, LineDict, load_yaml
 from gateway.sla.deadlines import EscalationTimes
 
-SLA_KEYS = {
-    "name": Key(str, None, "name (a filter can pin it with dynamic field SLA)"),
-    "description": Key(str, "", "free text"),
-    "match": Key(dict, dict, "type/customer_id/customer_user/queue/priority regexes"),
-    "calendar": Key(str, None, "calendar to count in (default: the queue's)"),
-    "escalation": Key(dict, dict, "first_response/update/solution minutes and *_notify %"),
-}
 MATCH_FIELDS = ("type", "customer_id", "customer_user", "queue", "priority")
+SLA_KEYS = {
+    "name": Key(str, REQUIRED, "name (a filter can pin it with dynamic field SLA)",
+                example="Gold"),
+    "description": Key(str, "", "free text"),
+    "match": Key(dict, dict, f"field -> regex, all must hold; fields: {', '.join(MATCH_FIELDS)}"),
+    "calendar": Key(str, None, "calendar to count in (default: the queue's)"),
+    "escalation": Key(dict, dict, "escalation times instead of the queue's",
+                      keys=ESCALATION_TIMES),
+}
+SLA_FILE = {"slas": Key(list, list, "SLAs in order; the first that matches applies",
+                        each=SLA_KEYS, item="SLA")}
 PIN_FIELD = "SLA"
 
 
@@ -48,7 +54,7 @@ class SLA:
 
 
 def find(config, fields: dict, dynamic_fields: dict | None) -> SLA | None:
-    slas = getattr(config, "slas", None) or []
+    slas = config.slas
     pinned = (dynamic_fields or {}).get(PIN_FIELD)
     if pinned:
         for sla in slas:
@@ -71,44 +77,38 @@ def load_slas(config, problems: list[Problem]) -> None:
     except ConfigError as exc:
         problems.extend(exc.problems)
         return
-    items = data.get("slas", []) if isinstance(data, dict) else None
-    if not isinstance(items, list):
+    if not isinstance(data, dict) or not isinstance(data.get("slas", []), list):
         problems.append(Problem(str(path), getattr(data, "line", 1),
                                 "sla.yaml must have 'slas:' with a list of SLAs"))
         return
     seen = set()
-    for item in items:
-        line = getattr(item, "line", 0)
-        s = section(item, SLA_KEYS, problems, "sla")
+    for s in section(data, SLA_FILE, problems, "sla.yaml")["slas"]:
         if not s["name"]:
-            problems.append(Problem(str(path), line, "an SLA needs a name"))
-            continue
+            continue    # reported: a name is required
+        what = f"SLA {s['name']!r}"
         if s["name"] in seen:
-            problems.append(Problem(str(path), line, f"SLA {s['name']!r} defined twice"))
+            problems.append(Problem(s.file, s.line, f"{what} defined twice"))
         seen.add(s["name"])
         patterns = {}
-        for key, regex in (s["match"] or {}).items():
-            where = s["match"].line_of(key) if isinstance(s["match"], LineDict) else line
+        for key, regex in s["match"].items():
+            where = s["match"].line_of(key) if isinstance(s["match"], LineDict) else s.line
             if key not in MATCH_FIELDS:
-                problems.append(Problem(str(path), where, f"SLA {s['name']!r}: cannot match on "
-                                                          f"{key!r} (fields: "
-                                                          f"{', '.join(MATCH_FIELDS)})"))
+                problems.append(Problem(s.file, where, f"{what}: cannot match on {key!r} "
+                                                       f"(fields: {', '.join(MATCH_FIELDS)})"))
                 continue
             try:
                 patterns[key] = re.compile(str(regex), re.IGNORECASE)
             except re.error as exc:
-                problems.append(Problem(str(path), where,
-                                        f"SLA {s['name']!r}: bad regex for {key}: {exc}"))
-        if s["calendar"] and s["calendar"] not in config.calendars:
-            problems.append(Problem(str(path), item.line_of("calendar"),
-                                    f"SLA {s['name']!r}: unknown calendar {s['calendar']!r}"))
+                problems.append(Problem(s.file, where, f"{what}: bad regex for {key}: {exc}"))
+        if s["calendar"] and config.calendars and s["calendar"] not in config.calendars:
+            problems.append(Problem(s.file, s.line_of("calendar"),
+                                    f"{what}: unknown calendar {s['calendar']!r}"))
         try:
-            times = EscalationTimes.from_config(s["escalation"] or {})
+            times = EscalationTimes(**s["escalation"])
         except ValueError as exc:
-            problems.append(Problem(str(path), item.line_of("escalation"),
-                                    f"SLA {s['name']!r}: escalation: {exc}"))
+            problems.append(Problem(s.file, s.line_of("escalation"), f"{what}: escalation: {exc}"))
             continue
         config.slas.append(SLA(s["name"], patterns, s["calendar"], times))
 
 
-SECTION = ConfigSection("slas", load_slas)
+SECTION = ConfigSection("slas", load_slas, keys=(("sla.yaml", SLA_FILE),))

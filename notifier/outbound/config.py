@@ -6,19 +6,21 @@ import re
 from datetime import timedelta
 
 from gateway.config import ConfigSection, Problem
-from gateway.config.schema import Key, section
+from gateway.config.schema import Key, port, positive
 
 OUTBOUND = {
     "host": Key(str, "127.0.0.1", "smarthost"),
-    "port": Key(int, 25, "smarthost port"),
-    "tls": Key(str, "none", "none | starttls | tls"),
+    "port": Key(int, 25, "smarthost port", check=port),
+    "tls": Key(str, "none", "none | starttls | tls", choices=("none", "starttls", "tls")),
     "username": Key(str, None, "SMTP AUTH user"),
     "password_env": Key(str, None, "environment variable holding the SMTP AUTH password"),
     "password_file": Key(str, None, "file holding the SMTP AUTH password"),
-    "timeout": Key(float, 30.0, "seconds per SMTP conversation"),
-    "give_up_after": Key(str, "4d", "stop retrying a mail after this long (RFC 5321: 4-5 days)"),
-    "lease": Key(int, 300, "seconds a worker owns a claimed mail"),
-    "batch": Key(int, 50, "mails per delivery run"),
+    "timeout": Key(float, 30.0, "seconds per SMTP conversation", check=positive),
+    "give_up_after": Key(str, "4d", "stop retrying a mail after this long (RFC 5321: 4-5 days)",
+                         check=lambda text: None if _DURATION.match(text) else
+                         "is not a duration (use e.g. 90s, 30m, 12h, 4d)"),
+    "lease": Key(int, 300, "seconds a worker owns a claimed mail", check=positive),
+    "batch": Key(int, 50, "mails per delivery run", check=positive),
     "auto_response_limit": Key(int, 40, "auto-responses per sender address per 24 h"),
     "store_articles": Key(bool, False, "store each auto-response as an outgoing article on "
                                        "the ticket (replies find the ticket either way)"),
@@ -35,20 +37,11 @@ def parse_duration(text: str) -> timedelta:
 
 
 def load_outbound(config, problems: list[Problem]) -> None:
-    raw = config.raw.get("outbound") or {}
-    settings = section(raw, OUTBOUND, problems, "outbound")
-    if settings["tls"] not in ("none", "starttls", "tls"):
-        problems.append(Problem(getattr(raw, "file", "ticketgate.yaml"),
-                                raw.line_of("tls") if hasattr(raw, "line_of") else 0,
-                                "outbound.tls must be none, starttls or tls"))
-    try:
-        settings["give_up_after_td"] = parse_duration(settings["give_up_after"])
-    except ValueError as exc:
-        problems.append(Problem(getattr(raw, "file", "ticketgate.yaml"),
-                                raw.line_of("give_up_after") if hasattr(raw, "line_of") else 0,
-                                f"outbound.give_up_after: {exc}"))
-        settings["give_up_after_td"] = timedelta(days=4)
-    config.outbound = settings
+    """``config.outbound``: ticketgate.yaml ``outbound:`` as checked against OUTBOUND."""
+    config.outbound = dict(config.settings["outbound"],
+                           give_up_after_td=parse_duration(config.settings["outbound"]
+                                                           ["give_up_after"]))
 
 
-SECTION = ConfigSection("outbound", load_outbound)
+SECTION = ConfigSection("outbound", load_outbound, keys=(("ticketgate.yaml", {
+    "outbound": Key(dict, dict, "smarthost for outgoing mail", keys=OUTBOUND)}),))
