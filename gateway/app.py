@@ -15,8 +15,8 @@ from pathlib import Path
 import filters
 import notifier
 from gateway import config as config_pkg
-from gateway import daemon_config
 from gateway.agents import acl, identity
+from gateway.ingest import config as ingest_config
 from gateway.ingest import kinds as ingest
 from gateway.config import Config
 from gateway.parts import Parts
@@ -27,7 +27,7 @@ from gateway.store.db import Store, open_store
 PARTS = Parts(
     # calendars first: the queues' and SLAs' calendars are checked against them
     sections=(calendars.SECTION, identity.AGENT_AUTH_SECTION, acl.ACL_SECTION, slas.SECTION,
-              daemon_config.SECTION, *filters.CONFIG_SECTIONS, *notifier.CONFIG_SECTIONS),
+              ingest_config.SECTION, *filters.CONFIG_SECTIONS, *notifier.CONFIG_SECTIONS),
     prefilters=filters.PREFILTERS,
     after_apply=notifier.AFTER_APPLY,
     message_id_lookups=notifier.MESSAGE_ID_LOOKUPS,

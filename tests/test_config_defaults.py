@@ -14,7 +14,7 @@ from gateway.app import PARTS, load_config
 from gateway.sla.calendar_config import CALENDAR
 from gateway.config.core_keys import ESCALATION_TIMES, MAIN, QUEUE
 from gateway.config.defaults import render_defaults
-from gateway.daemon_config import ACCOUNT_KEYS, LISTENER_KEYS
+from gateway.ingest.config import ACCOUNT_KEYS, LISTENER_KEYS
 from gateway.sla.slas import SLA_KEYS
 from filters.engine import LIMITS
 from notifier.outbound.config import OUTBOUND

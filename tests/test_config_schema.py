@@ -11,7 +11,7 @@ from gateway.app import load_config
 from gateway.config import ConfigError
 from gateway.config.schema import REQUIRED, Key, fields_from, positive, section
 from gateway.config.yamlload import load_yaml
-from gateway.daemon_config import ACCOUNT_KEYS, AccountConf, ListenerConf
+from gateway.ingest.config import ACCOUNT_KEYS, AccountConf, ListenerConf
 
 
 def add(conf_dir, text: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import wait_for as _wait_for
 from sqlalchemy import func, select
 
-from gateway.daemon_config import AccountConf
+from gateway.ingest.config import AccountConf
 from gateway.ingest.imap import Poller
 from gateway.processing import process_pending
 from gateway.store.models import InboundMail, Ticket

@@ -116,8 +116,8 @@ class Config:
     settings: dict = field(default_factory=dict)
     # Set by the ConfigSection units gateway.app passes to load_config (one field each):
     calendars: dict[str, Any] = field(default_factory=dict)  # name -> gateway.sla.calendars.Calendar
-    listeners: list = field(default_factory=list)   # gateway.daemon_config.ListenerConf
-    mail_accounts: list = field(default_factory=list)  # gateway.daemon_config.AccountConf
+    listeners: list = field(default_factory=list)   # gateway.ingest.config.ListenerConf
+    mail_accounts: list = field(default_factory=list)  # gateway.ingest.config.AccountConf
     filters: list = field(default_factory=list)     # filters.engine rules, in order
     filter_engine: Any = None                       # filters.engine.FilterEngine
     prefilters: dict[str, dict] = field(default_factory=dict)  # name -> its settings

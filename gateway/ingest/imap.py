@@ -9,7 +9,7 @@ makes no second article. A message that cannot be fetched is logged and left for
 poll. Afterwards IDLE on the first folder when the server offers it, else wait
 ``poll_interval``. Any connection error: reconnect with exponential backoff (1 s .. 5 min).
 
-Config keys (ticketgate.yaml ``mail_accounts``): see gateway/daemon_config.py ACCOUNT_KEYS.
+Config keys (ticketgate.yaml ``mail_accounts``): see gateway/ingest/config.py ACCOUNT_KEYS.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Callable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from gateway.daemon_config import AccountConf
+from gateway.ingest.config import AccountConf
 from gateway.failpoints import failpoint
 from gateway.ingest.source import SourceContext
 from gateway.intake import Accepted, Envelope, accept_many

@@ -6,7 +6,7 @@ gets 552 (announced in EHLO SIZE); any failure to commit gets 451 4.3.0 -- never
 never a 5xx for our own trouble. LMTP answers once per accepted recipient after DATA.
 Database work runs off the event loop through the group committer (batch.py).
 
-Config keys (ticketgate.yaml ``listeners``): see gateway/daemon_config.py LISTENER_KEYS.
+Config keys (ticketgate.yaml ``listeners``): see gateway/ingest/config.py LISTENER_KEYS.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Callable
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from gateway.daemon_config import ListenerConf
+from gateway.ingest.config import ListenerConf
 from gateway.intake import Envelope
 from gateway.ingest.batch import GroupCommitter
 from gateway.ingest.source import SourceContext

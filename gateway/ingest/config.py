@@ -1,4 +1,4 @@
-"""The daemon's part of ticketgate.yaml: ``listeners`` (SMTP/LMTP) and ``mail_accounts`` (IMAP).
+"""Ingest sources' part of ticketgate.yaml: ``listeners`` (SMTP/LMTP) and ``mail_accounts`` (IMAP).
 
 Both are lists of mappings whose keys (LISTENER_KEYS, ACCOUNT_KEYS) the schema checks; this
 section adds what needs the rest of the config (queues, files that must exist, names and
@@ -187,7 +187,7 @@ def load(config, problems: list) -> None:
     load_accounts(config, problems)
 
 
-SECTION = ConfigSection("daemon", load, keys=(("ticketgate.yaml", {
+SECTION = ConfigSection("ingest", load, keys=(("ticketgate.yaml", {
     "listeners": Key(list, list, "SMTP/LMTP listeners of `ticketgate run` (docs/daemon.md)",
                      each=LISTENER_KEYS, item="listener"),
     "mail_accounts": Key(list, list, "IMAP mail accounts to poll (docs/daemon.md)",
