@@ -27,6 +27,14 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
+def line_of(path: str, needle: str) -> int:
+    """The first line number of ``path`` that contains ``needle`` (config errors name it)."""
+    for number, line in enumerate(open(path).read().splitlines(), 1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

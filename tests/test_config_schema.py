@@ -12,6 +12,7 @@ from gateway.config import ConfigError
 from gateway.config.schema import REQUIRED, Key, fields_from, positive, section
 from gateway.config.yamlload import load_yaml
 from gateway.ingest.config import ACCOUNT_KEYS, AccountConf, ListenerConf
+from tests.conftest import line_of
 
 
 def add(conf_dir, text: str) -> str:
@@ -19,13 +20,6 @@ def add(conf_dir, text: str) -> str:
     body = re.sub(r"\nlisteners:\n(?:  - .*\n)*", "\n", path.read_text())
     path.write_text(body + text)
     return str(path)
-
-
-def line_of(path: str, needle: str) -> int:
-    for number, line in enumerate(open(path).read().splitlines(), 1):
-        if needle in line:
-            return number
-    raise AssertionError(needle)
 
 
 def problems(conf_dir) -> list:

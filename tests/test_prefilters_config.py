@@ -8,6 +8,7 @@ import pytest
 
 from gateway.app import load_config
 from gateway.config import ConfigError
+from tests.conftest import line_of
 
 
 def set_prefilters(conf_dir, block: str) -> str:
@@ -16,13 +17,6 @@ def set_prefilters(conf_dir, block: str) -> str:
     text = re.sub(r"^prefilters:\n(  .*\n)*", "prefilters:\n" + block, text, flags=re.M)
     path.write_text(text)
     return str(path)
-
-
-def line_of(path: str, needle: str) -> int:
-    for number, line in enumerate(open(path).read().splitlines(), 1):
-        if needle in line:
-            return number
-    raise AssertionError(needle)
 
 
 @pytest.mark.parametrize("block, needle, message", [
