@@ -15,7 +15,7 @@ from pathlib import Path
 import filters
 import notifier
 from gateway import config as config_pkg
-from gateway.agents import acl, identity
+from gateway.agents import acl_config, identity
 from gateway.ingest import config as ingest_config
 from gateway.ingest import kinds as ingest
 from gateway.config import Config
@@ -26,7 +26,7 @@ from gateway.store.db import Store, open_store
 
 PARTS = Parts(
     # calendars first: the queues' and SLAs' calendars are checked against them
-    sections=(calendars.SECTION, identity.AGENT_AUTH_SECTION, acl.ACL_SECTION, slas.SECTION,
+    sections=(calendars.SECTION, identity.AGENT_AUTH_SECTION, acl_config.SECTION, slas.SECTION,
               ingest_config.SECTION, *filters.CONFIG_SECTIONS, *notifier.CONFIG_SECTIONS),
     prefilters=filters.PREFILTERS,
     after_apply=notifier.AFTER_APPLY,
