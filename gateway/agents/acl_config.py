@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.agents.acl import ACTIONS, Acl, AclEngine, Pattern
+from gateway.agents.acl import _MOD, ACTIONS, Acl, AclEngine, Pattern
 from gateway.config.schema import Key
 from gateway.config.section import ConfigSection
 from gateway.config.yamlload import ConfigError, LineDict, LineList, Problem, load_yaml
