@@ -305,8 +305,19 @@ def _uudecode(text: str, problems: list[str]) -> tuple[str, list[tuple[str, byte
 
 # --- parse ----------------------------------------------------------------------------------
 
+class _TreeMessage(email.message.EmailMessage):
+    """EmailMessage whose multipart boundary is unfolded (``boundary="simple<CRLF> boundary"``
+    means ``simple boundary``; the stdlib keeps the line break and then finds no part)."""
+
+    def get_boundary(self, failobj=None):
+        boundary = super().get_boundary(failobj)
+        if isinstance(boundary, str) and ("\n" in boundary or "\r" in boundary):
+            boundary = re.sub(r"\r?\n(?=[ \t])", "", boundary).replace("\r", "").replace("\n", "")
+        return boundary
+
+
 def _from_bytes(raw: bytes, headersonly: bool = False) -> email.message.EmailMessage:
-    return email.parser.BytesParser(_class=email.message.EmailMessage, policy=TREE_POLICY
+    return email.parser.BytesParser(_class=_TreeMessage, policy=TREE_POLICY
                                     ).parsebytes(raw, headersonly=headersonly)
 
 
@@ -318,7 +329,7 @@ def _parse_tree(raw: bytes, defects: list[str]) -> email.message.EmailMessage:
     except Exception as exc:  # noqa: BLE001 - e.g. policy.default header bugs
         defects.append(f"stdlib parser failed ({type(exc).__name__}: {exc}); "
                        "re-parsed with compat32")
-        return email.parser.BytesParser(_class=email.message.EmailMessage,
+        return email.parser.BytesParser(_class=_TreeMessage,
                                         policy=email.policy.compat32).parsebytes(raw)
     for keep in _FLATTEN_AFTER:
         count = 0
@@ -337,6 +348,40 @@ def _parse_tree(raw: bytes, defects: list[str]) -> email.message.EmailMessage:
         return msg
     defects.append("MIME nesting too deep for the parser: body not parsed")
     return _from_bytes(raw, headersonly=True)
+
+
+def _decode_enclosed(msg, defects: list[str]) -> None:
+    """Re-parse message/rfc822 parts sent base64 or quoted-printable encoded (RFC 2046 forbids
+    it, mailers do it): the stdlib parses the encoded text as a header-less message."""
+    count = 0
+    for part in _iter_parts(msg):
+        count += 1
+        if count > MAX_PARTS:
+            return
+        if part.get_content_maintype() != "message":
+            continue
+        cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
+        payload = part.get_payload()
+        if cte not in ("base64", "quoted-printable") or not isinstance(payload, list) \
+                or len(payload) != 1 or payload[0].keys():
+            continue
+        text = payload[0].get_payload()
+        if not isinstance(text, str):
+            continue
+        data = text.encode("ascii", "surrogateescape")
+        problems: list[str] = []
+        if cte == "base64":
+            data = _b64decode(text, problems)
+        else:
+            data = binascii.a2b_qp(data)
+        if not data.strip():
+            continue
+        try:
+            inner = _from_bytes(data)
+        except Exception:  # noqa: BLE001 - RecursionError etc.: keep it as it was
+            continue
+        part.set_payload([inner])
+        defects.append(f"{cte}-encoded {part.get_content_type()} part decoded")
 
 
 def parse_bytes(raw: bytes) -> ParsedMail:
@@ -359,6 +404,7 @@ def parse_bytes(raw: bytes) -> ParsedMail:
 
 
 _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
+_OBS_COLON = re.compile(rb"([!-9;-~]+)[ \t]+:")
 
 
 def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
@@ -378,16 +424,22 @@ def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
                 break
         if start:
             defects.append(f"{start} junk line(s) before the header block skipped")
-    changed = False
+    changed = obsolete = False
     out = []
     for i, ln in enumerate(lines[start:], start):
         if (i > start and ln.strip() and ln[:1] not in (b" ", b"\t")
                 and not _HEADER_LINE.match(ln) and not (i == 0 and ln.startswith(b"From "))):
             ln = b" " + ln
             changed = True
+        elif ln[:1] not in (b" ", b"\t") and _OBS_COLON.match(ln):
+            ln = _OBS_COLON.sub(rb"\1:", ln, count=1)  # RFC 5322 4.5.3: "Subject :" obsolete
+            obsolete = True
         out.append(ln)
     if changed:
         defects.append("header line without field name joined to the previous header")
+    if obsolete:
+        defects.append("white space before the colon of a header field removed")
+        changed = True
     if not start and not changed:
         return raw
     return b"\n".join(out) + raw[head_end:]
@@ -426,6 +478,7 @@ def _iter_parts(msg):
 def _parse(raw: bytes) -> ParsedMail:
     defects: list[str] = []
     msg = _parse_tree(_repair_header_block(raw, defects), defects)
+    _decode_enclosed(msg, defects)
     pm = ParsedMail(raw=raw, message=msg)
     if not raw.strip():
         defects.append("empty message")
