@@ -56,6 +56,8 @@ TREE_POLICY = email.policy.compat32
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _CT_MULTIPART = re.compile(rb"(content-type:[ \t]*(?:\r?\n[ \t]+)?)multipart/", re.I)
 _UU_BEGIN = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+)\r?\n", re.M)
+_B64_JUNK = re.compile(rb"[^A-Za-z0-9+/=\s]")
+_META_CHARSET = re.compile(r"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
 _UU_END = re.compile(r"^end[ \t]*\r?$", re.M)
 
 _EXT_OVERRIDES = {
@@ -235,7 +237,10 @@ def _message_bytes(part) -> bytes:
 def _b64decode(payload: str, problems: list[str]) -> bytes:
     data = payload.encode("ascii", "ignore")
     try:
-        return binascii.a2b_base64(data)
+        out = binascii.a2b_base64(data)
+        if _B64_JUNK.search(data):
+            problems.append("base64 payload with invalid characters, which were skipped")
+        return out
     except (binascii.Error, ValueError):
         pass
     clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
@@ -567,7 +572,9 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
         disp, dparams, dproblems = _params(_raw_header(part, "Content-Disposition"))
         for p in dproblems:
             defects.append(f"part {path}: {p}")
-        fname = dparams.get("filename") or params.get("name") or ""
+        # "file" is not standard, but some mailers name the file only there.
+        fname = (dparams.get("filename") or params.get("name") or params.get("filename")
+                 or params.get("file") or dparams.get("name") or "")
         if fname:
             fname = _clean_filename(decode_header_value(fname, params.get("charset"),
                                                         defects, f"part {path} filename"))
@@ -595,6 +602,10 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
         problems: list[str] = []
         data = _payload_bytes(part, problems)
         declared = params.get("charset") or ""
+        if not declared and ctype == "text/html":
+            m = _META_CHARSET.search(data[:4096].decode("latin-1"))
+            if m:  # HTML5 / http-equiv <meta> charset, as browsers do (no MIME charset given)
+                declared = m.group(1)
         text, used = decode_bytes(data, declared or None, problems, f"part {leaf[7]} body")
         defects.extend(problems)
         if not declared and not data.isascii():
@@ -603,12 +614,25 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         return text, declared.strip().strip("\"'").lower()
 
+    # Further inline text/plain parts outside an alternative (a body split around attachments,
+    # a list footer) belong to the body: joined in order, separated by a blank line.
+    more_text = [] if body_leaf is None else [
+        leaf for leaf in leaves[leaves.index(body_leaf) + 1:]
+        if leaf[1] == "text/plain" and not leaf[8] and leaf[3] != "attachment" and not leaf[4]
+        and not leaf[6] and leaf is not html_leaf]
+
+    joined = {id(leaf) for leaf in more_text}
+
     uu_files: list[tuple[str, bytes]] = []
     if html_leaf is not None:
         pm.body_html, html_cs = text_of(html_leaf)
     if body_leaf is not None:
         pm.body, pm.charset = text_of(body_leaf)
         pm.content_type = "text/plain"
+        for leaf in more_text:
+            text = text_of(leaf)[0]
+            if text.strip():
+                pm.body = pm.body.rstrip("\n") + "\n\n" + text
         pm.body, uu_files = _uudecode(pm.body, defects)
     elif html_leaf is not None:
         pm.body = html_to_text(pm.body_html or "")
@@ -620,7 +644,7 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
     n = 0
     for leaf in leaves:
         part, ctype, params, disp, fname, cid, in_alt, path, opaque = leaf
-        if leaf is body_leaf or leaf is html_leaf:
+        if leaf is body_leaf or leaf is html_leaf or id(leaf) in joined:
             continue
         if in_alt and ctype.startswith("text/") and not fname and disp != "attachment":
             continue  # an alternative rendering of the body, not an attachment
