@@ -42,7 +42,7 @@ from io import BytesIO
 
 from gateway.mail.model import Address, Attachment, ParsedMail
 from gateway.mail.text import (decode_bytes, decode_header_value, decode_words, fix_8bit,
-                               html_to_text, mime_charset_name, normalize_charset)
+                               html_to_text, mime_charset_name, normalize_charset, unflow)
 
 MAX_DEPTH = 50               # MIME nesting walked; deeper parts are kept as opaque attachments
 MAX_PARTS = 5000             # parts walked per mail
@@ -126,9 +126,12 @@ def _content_type(part) -> tuple[str, dict[str, str], list[str]]:
     ctype, params, problems = _params(_raw_header(part, "Content-Type"))
     ctype = ctype.strip("\"' ")
     if not ctype or "/" not in ctype or " " in ctype:
+        default = part.get_default_type()
+        if ctype and (params.get("name") or params.get("filename")):
+            default = "application/octet-stream"  # a named file, not text
         if ctype:
-            problems.append(f"invalid Content-Type {ctype[:60]!r}, treated as default")
-        ctype = part.get_default_type()
+            problems.append(f"invalid Content-Type {ctype[:60]!r}, treated as {default}")
+        ctype = default
     return ctype, params, problems
 
 
@@ -145,6 +148,7 @@ def _generated_name(ctype: str, n: int) -> str:
 
 
 _EWORD_ANY = re.compile(r"=\?[^?\s]{1,60}\?[QqBb]\?[^?\r\n]*?\?=")
+_FIRST_ADDR = re.compile(r"[^\s<>@,;:\"()]+@[^\s<>@,;:\"()]+")
 _LOCALPART = re.compile(r"^[\w.+=-]+$")
 _COMMENT = re.compile(r"\s*\([^()]*\)\s*")
 
@@ -182,6 +186,10 @@ def _address_list(values: list[str], charset: str | None, defects: list[str],
                 addr = addr.split(":", 1)[1].strip()
             if "=?" in addr:
                 addr = decode_words(addr, defects, what)
+            if addr.startswith("@"):  # "a!b@host@relay": the parser kept only the tail
+                m = _FIRST_ADDR.search(value)
+                if m:
+                    addr = m.group(0)
             if not addr or ("@" not in addr and not _LOCALPART.match(addr)):
                 if addr:
                     defects.append(f"{what}: ignored invalid address {addr[:60]!r}")
@@ -356,8 +364,14 @@ def _parse_tree(raw: bytes, defects: list[str]) -> email.message.EmailMessage:
 
 
 def _decode_enclosed(msg, defects: list[str]) -> None:
-    """Re-parse message/rfc822 parts sent base64 or quoted-printable encoded (RFC 2046 forbids
-    it, mailers do it): the stdlib parses the encoded text as a header-less message."""
+    """Repair what the stdlib makes of some enclosed messages and reports:
+
+    * message/rfc822 sent base64 or quoted-printable encoded (RFC 2046 forbids it, mailers do
+      it) or starting with junk (an mbox ">From " line): the stdlib parses it as a header-less
+      message; it is decoded and parsed again.
+    * message/delivery-status: empty status groups (from trailing blank lines) are dropped; a
+      group announced as base64 by the group before it (a rewriting relay) is decoded.
+    """
     count = 0
     for part in _iter_parts(msg):
         count += 1
@@ -365,28 +379,59 @@ def _decode_enclosed(msg, defects: list[str]) -> None:
             return
         if part.get_content_maintype() != "message":
             continue
-        cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
         payload = part.get_payload()
-        if cte not in ("base64", "quoted-printable") or not isinstance(payload, list) \
-                or len(payload) != 1 or payload[0].keys():
+        if not isinstance(payload, list):
+            continue
+        if part.get_content_type() in ("message/delivery-status",
+                                       "message/global-delivery-status"):
+            _fix_status_groups(part, payload, defects)
+            continue
+        if len(payload) != 1 or payload[0].keys():
             continue
         text = payload[0].get_payload()
         if not isinstance(text, str):
             continue
+        cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
         data = text.encode("ascii", "surrogateescape")
         problems: list[str] = []
         if cte == "base64":
             data = _b64decode(text, problems)
-        else:
+        elif cte == "quoted-printable":
             data = binascii.a2b_qp(data)
+        elif _repair_header_block(data, problems) is data:
+            continue
         if not data.strip():
             continue
         try:
-            inner = _from_bytes(data)
+            inner = _from_bytes(_repair_header_block(data, problems))
         except Exception:  # noqa: BLE001 - RecursionError etc.: keep it as it was
             continue
         part.set_payload([inner])
-        defects.append(f"{cte}-encoded {part.get_content_type()} part decoded")
+        defects.append(f"enclosed {part.get_content_type()} part re-parsed"
+                       + (f" ({cte}-encoded)" if cte in ("base64", "quoted-printable") else ""))
+        defects.extend(problems)
+
+
+def _fix_status_groups(part, groups: list, defects: list[str]) -> None:
+    out = []
+    cte = ""
+    for group in groups:
+        body = group.get_payload()
+        if not group.keys():
+            if not isinstance(body, str) or not body.strip():
+                continue  # an empty group: a trailing blank line
+            if cte == "base64":
+                data = _b64decode(body, [])
+                try:
+                    group = _from_bytes(data, headersonly=True)
+                except Exception:  # noqa: BLE001
+                    pass
+                else:
+                    defects.append("base64-encoded delivery-status group decoded")
+        cte = str(group.get("Content-Transfer-Encoding", "") or "").strip().lower()
+        out.append(group)
+    if len(out) != len(groups) or any(a is not b for a, b in zip(out, groups)):
+        part.set_payload(out)
 
 
 def parse_bytes(raw: bytes) -> ParsedMail:
@@ -612,6 +657,8 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
             declared = mime_charset_name(used, data)  # report what the bytes turned out to be
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if ctype == "text/plain" and params.get("format", "").strip().lower() == "flowed":
+            text = unflow(text, params.get("delsp", "").strip().lower() == "yes")
         return text, declared.strip().strip("\"'").lower()
 
     # Further inline text/plain parts outside an alternative (a body split around attachments,

@@ -381,3 +381,33 @@ def mime_charset_name(codec: str, data: bytes) -> str:
     if codec in ("ascii", ""):
         return "us-ascii" if codec else ""
     return codec.replace("_", "-")
+
+
+# --- format=flowed (RFC 3676) ----------------------------------------------------------------
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """Join the soft line breaks of a format=flowed text (RFC 3676 section 4): a line ending in
+    a space continues on the next line of the same quote depth; space-stuffing is removed;
+    with DelSp=yes the space before a soft break is deleted. The signature line "-- " is hard."""
+    out: list[str] = []
+    buf: str | None = None
+    depth = 0
+    soft = False
+    for line in text.split("\n"):
+        d = len(line) - len(line.lstrip(">"))
+        content = line[d:]
+        if content.startswith(" "):
+            content = content[1:]  # space-stuffed (or the space after the quote marks)
+        is_soft = content.endswith(" ") and content != "-- "
+        if is_soft and delsp:
+            content = content[:-1]
+        if buf is not None and soft and d == depth:
+            buf += content
+        else:
+            if buf is not None:
+                out.append((">" * depth + " " if depth else "") + buf)
+            buf, depth = content, d
+        soft = is_soft
+    if buf is not None:
+        out.append((">" * depth + " " if depth else "") + buf)
+    return "\n".join(out)
