@@ -84,15 +84,17 @@ def _raw_header(part: email.message.Message, name: str) -> str | None:
     return None
 
 
-def _params(raw: str | None) -> tuple[str, dict[str, str], list[str]]:
+def _params(raw: str | None, charset: str | None = None
+            ) -> tuple[str, dict[str, str], list[str]]:
     """(lower-case value, params, problems) of a Content-Type/-Disposition raw header value.
 
     RFC 2231 (continuations, charsets) is handled by the compat32 parameter code, which only
-    needs a plain Message shim holding the raw header."""
+    needs a plain Message shim holding the raw header. Raw 8-bit bytes (a file name sent
+    unencoded) are decoded as UTF-8 if they are, else with ``charset`` (the mail's)."""
     if not raw:
         return "", {}, []
     problems: list[str] = []
-    raw = fix_8bit(re.sub(r"\r?\n(?=[ \t])", "", raw), None, problems, "MIME parameter")
+    raw = fix_8bit(re.sub(r"\r?\n(?=[ \t])", "", raw), charset, problems, "MIME parameter")
     shim = email.message.Message()
     shim._headers = [("X", raw)]  # noqa: SLF001 - avoid header validation, raw value as is
     try:
@@ -122,8 +124,8 @@ def _params(raw: str | None) -> tuple[str, dict[str, str], list[str]]:
     return value, params, problems
 
 
-def _content_type(part) -> tuple[str, dict[str, str], list[str]]:
-    ctype, params, problems = _params(_raw_header(part, "Content-Type"))
+def _content_type(part, charset: str | None = None) -> tuple[str, dict[str, str], list[str]]:
+    ctype, params, problems = _params(_raw_header(part, "Content-Type"), charset)
     ctype = ctype.strip("\"' ")
     if not ctype or "/" not in ctype or " " in ctype:
         default = part.get_default_type()
@@ -242,6 +244,69 @@ def _message_bytes(part) -> bytes:
             return b""
 
 
+_WS_BYTES = b" \t\r\n"
+MAX_EXACT = 4_000_000  # bytes of an enclosed message searched for in the raw mail
+
+
+def _exact_in_raw(data: bytes, raw: bytes) -> bytes:
+    """The enclosed message as it stands in the raw mail (byte-exact: line ends, folding and
+    white space as sent), found from the regenerated ``data``; ``data`` if not found."""
+    if not data or data in raw or len(data) > MAX_EXACT:
+        return data
+    crlf = data.replace(b"\n", b"\r\n")
+    if b"\r\n" in raw and crlf in raw:
+        return crlf
+    target = data.translate(None, _WS_BYTES)
+    first = data.split(b"\n", 1)[0].rstrip()
+    if not target or len(first) < 8:
+        return data
+    start = raw.find(first)
+    tries = 0
+    while start >= 0 and tries < 5:
+        tries += 1
+        end = _match_ignoring_ws(raw, start, target)
+        if end is not None:
+            if data.endswith(b"\n"):  # the enclosed message's own final line break
+                if raw.startswith(b"\r\n", end):
+                    end += 2
+                elif raw.startswith(b"\n", end):
+                    end += 1
+            return raw[start:end]
+        start = raw.find(first, start + 1)
+    return data
+
+
+def _match_ignoring_ws(raw: bytes, start: int, target: bytes) -> int | None:
+    """End offset in ``raw`` after the non-white-space bytes ``target`` from ``start``."""
+    i, j, n, m = start, 0, len(raw), len(target)
+    chunk = 4096
+    while j < m:
+        # Compare chunk by chunk: the white-space-free slice of raw must equal the target's.
+        piece = raw[i:i + chunk]
+        if not piece:
+            return None
+        stripped = piece.translate(None, _WS_BYTES)
+        want = target[j:j + len(stripped)]
+        if stripped[:len(want)] != want:
+            return None
+        if len(stripped) <= m - j:
+            j += len(stripped)
+            i += len(piece)
+            continue
+        # The target ends inside this piece: walk it byte by byte.
+        for k, b in enumerate(piece):
+            if b in _WS_BYTES:
+                continue
+            j += 1
+            if j == m:
+                return i + k + 1
+        return None
+    # Trailing white space was consumed with the last chunk: step back to the last non-space.
+    while i > start and raw[i - 1] in _WS_BYTES:
+        i -= 1
+    return i if i <= n else None
+
+
 def _b64decode(payload: str, problems: list[str]) -> bytes:
     data = payload.encode("ascii", "ignore")
     try:
@@ -262,11 +327,51 @@ def _b64decode(payload: str, problems: list[str]) -> bytes:
         return b""
 
 
+def _uu_lines(lines, problems: list[str]) -> bytes:
+    data = bytearray()
+    bad = False
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            data += binascii.a2b_uu(line)
+        except binascii.Error:
+            try:  # broken encoders: decode as many bytes as the length char says
+                nbytes = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
+                data += binascii.a2b_uu(line[:nbytes])
+            except (binascii.Error, IndexError):
+                bad = True
+    if bad:
+        problems.append("uuencoded data: corrupt lines skipped")
+    return bytes(data)
+
+
+def _uu_payload(payload: str, problems: list[str]) -> bytes:
+    """Content-Transfer-Encoding x-uuencode: with or without the ``begin`` / ``end`` lines."""
+    lines = payload.splitlines()
+    for i, line in enumerate(lines[:20]):
+        if _UU_BEGIN.match(line + "\n"):
+            lines = lines[i + 1:]
+            break
+    out = []
+    for line in lines:
+        if _UU_END.match(line) or line.strip() == "`" and not out:
+            break
+        out.append(line)
+    return _uu_lines(out, problems)
+
+
 def _payload_bytes(part, problems: list[str]) -> bytes:
+    # Trailing white space in the CTE value ("base64 ") is common; the stdlib then does not
+    # decode at all, so the common encodings are decoded here from the stripped value.
     cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
     payload = part.get_payload()
     if cte == "base64" and isinstance(payload, str):
         return _b64decode(payload, problems)
+    if cte == "quoted-printable" and isinstance(payload, str):
+        return binascii.a2b_qp(payload.encode("ascii", "surrogateescape"))
+    if cte in ("x-uuencode", "uuencode", "x-uue", "uue") and isinstance(payload, str):
+        return _uu_payload(payload, problems)
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:  # noqa: BLE001
@@ -294,22 +399,11 @@ def _uudecode(text: str, problems: list[str]) -> tuple[str, list[tuple[str, byte
         end = _UU_END.search(text, m.end())
         if not end:
             break
-        data = bytearray()
-        ok = True
-        for line in text[m.end():end.start()].splitlines():
-            if not line.strip():
-                continue
-            try:
-                data += binascii.a2b_uu(line)
-            except binascii.Error:
-                try:  # broken encoders: decode as many bytes as the length char says
-                    nbytes = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
-                    data += binascii.a2b_uu(line[:nbytes])
-                except (binascii.Error, IndexError):
-                    ok = False
-        if not ok:
+        lines_problems: list[str] = []
+        data = _uu_lines(text[m.end():end.start()].splitlines(), lines_problems)
+        if lines_problems:
             problems.append(f"uuencoded file {m.group(1)!r}: corrupt lines skipped")
-        files.append((m.group(1).strip(), bytes(data)))
+        files.append((m.group(1).strip(), data))
         out.append(text[pos:m.start()])
         pos = end.end()
     out.append(text[pos:])
@@ -496,7 +590,7 @@ def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
 
 
 _MULTIBYTE = ("gb18030", "big5hkscs", "cp932", "shift_jis", "euc_jp", "euc_jis_2004", "cp949",
-              "euc_kr", "iso2022_jp_ext", "koi8_r", "koi8_u", "cp1251")
+              "euc_kr", "iso2022_jp_ext", "koi8-r", "koi8-u", "cp1251")
 
 
 def _header_charset(msg) -> str | None:
@@ -504,15 +598,19 @@ def _header_charset(msg) -> str | None:
     anywhere in the mail wins over the top-level one (bodies are often labelled better than
     headers, and a legacy multi-byte charset rarely decodes Latin-1 text strictly)."""
     top = _content_type(msg)[1].get("charset")
+    first = None
     seen = 0
     for part in _iter_parts(msg):
         seen += 1
         if seen > 200:
             break
-        cs = normalize_charset(_content_type(part)[1].get("charset"))
+        declared = _content_type(part)[1].get("charset")
+        cs = normalize_charset(declared)
         if cs in _MULTIBYTE:
             return cs
-    return top
+        if cs and cs not in ("ascii", "utf-8") and first is None:
+            first = declared
+    return top or first  # a multipart mail: the charset its text parts use
 
 
 def _iter_parts(msg):
@@ -591,7 +689,7 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
         if count > MAX_PARTS:
             defects.append(f"more than {MAX_PARTS} MIME parts: rest ignored")
             break
-        ctype, params, problems = _content_type(part)
+        ctype, params, problems = _content_type(part, hcharset)
         for p in problems:
             defects.append(f"part {path}: {p}")
         if part is not msg:
@@ -614,7 +712,7 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
         if ctype.startswith("multipart/"):
             defects.append(f"part {path}: {ctype} without parts, treated as text")
             ctype = "text/plain"
-        disp, dparams, dproblems = _params(_raw_header(part, "Content-Disposition"))
+        disp, dparams, dproblems = _params(_raw_header(part, "Content-Disposition"), hcharset)
         for p in dproblems:
             defects.append(f"part {path}: {p}")
         # "file" is not standard, but some mailers name the file only there.
@@ -651,7 +749,8 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
             m = _META_CHARSET.search(data[:4096].decode("latin-1"))
             if m:  # HTML5 / http-equiv <meta> charset, as browsers do (no MIME charset given)
                 declared = m.group(1)
-        text, used = decode_bytes(data, declared or None, problems, f"part {leaf[7]} body")
+        text, used = decode_bytes(data, declared or None, problems, f"part {leaf[7]} body",
+                                  detect=True)
         defects.extend(problems)
         if not declared and not data.isascii():
             declared = mime_charset_name(used, data)  # report what the bytes turned out to be
@@ -701,7 +800,7 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
             data = _message_bytes_any(part)
         elif ctype in ("message/rfc822", "message/global") or (
                 ctype.startswith("message/") and isinstance(part.get_payload(), list)):
-            data = _message_bytes(part)
+            data = _exact_in_raw(_message_bytes(part), pm.raw)
         else:
             data = _payload_bytes(part, problems)
             if ctype.startswith("text/") and b"\r\n" in data and str(
