@@ -238,6 +238,68 @@ KNOWN_DIFFERENCES += [
 ]
 
 
+def _raw_header_lines(raw: bytes, name: bytes) -> list[bytes]:
+    head = raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    return [ln for ln in head.split(b"\n") if ln.lower().startswith(name.lower() + b":")]
+
+
+def _from_word_with_comma(raw: bytes) -> bool:
+    from gateway.mail.text import decode_words  # see _ours
+    for line in _raw_header_lines(raw, b"From"):
+        words = re.findall(r"=\?[^?]+\?[QqBb]\?[^?]*\?=", line.decode("latin-1"))
+        if any("," in decode_words(w) for w in words):
+            return True
+    return False
+
+
+# Zammad: ``exp`` is {"field": <zammad field>, "expected": <the mail's .yml>}.
+# OTRS: ``exp`` is {"check": <check name>, "expected": <expected value>}.
+KNOWN_DIFFERENCES += [
+    Difference(
+        "zammad", "uuencode-extracted",
+        "a uuencoded file in the text body: we extract it as an attachment, Zammad leaves the "
+        "uuencoded text in the body",
+        lambda exp, raw: exp["field"] in ("body", "attachment_names")
+        and bool(re.search(rb"(?m)^begin [0-7]{3,4} \S", raw))),
+    Difference(
+        "zammad", "quoted-address",
+        "From '\"x@y\" <x@y>': Zammad keeps the quotes in from_email, we give the address",
+        lambda exp, raw: exp["field"] == "from_email"
+        and '"' in str(exp["expected"].get("from_email") or "")),
+    Difference(
+        "zammad", "raw-8bit-name",
+        "raw 8-bit bytes in the From display name: we decode them with the charset the mail "
+        "uses (GB2312 gives the right name), Zammad yields latin-2 mojibake",
+        lambda exp, raw: exp["field"] == "from_display_name"
+        and any(not ln.isascii() for ln in _raw_header_lines(raw, b"From"))),
+    Difference(
+        "zammad", "described-part-name",
+        "an unnamed text/rfc822-headers part: we name it from its Content-Description, Zammad "
+        "calls it 'file'",
+        lambda exp, raw: exp["field"] == "attachment_names"
+        and bool(re.search(rb"(?i)text/rfc822-headers", raw))
+        and bool(re.search(rb"(?im)^content-description:", raw))),
+    Difference(
+        "zammad", "comma-in-encoded-word",
+        "an encoded word in From whose text contains ',': we decode the whole name, Zammad "
+        "splits the address list inside the encoded word",
+        lambda exp, raw: exp["field"] == "from_display_name" and _from_word_with_comma(raw)),
+    Difference(
+        "otrs", "8bit-header-byte",
+        "a raw 8-bit byte in a header that is not UTF-8: we decode it with the cp1252 fallback "
+        "('®'), OTRS gives U+FFFD",
+        lambda exp, raw: exp["check"].startswith("header[")
+        and "\ufffd" in str(exp["expected"])),
+    Difference(
+        "otrs", "single-part-binary",
+        "a single-part non-text mail: OTRS takes the file as the body, we keep an empty body "
+        "and list the file as attachment",
+        lambda exp, raw: exp["check"].endswith(".exists") and any(
+            re.match(rb"(?i)content-type:\s*(?:application|image|audio|video)/", ln)
+            for ln in _raw_header_lines(raw, b"Content-Type"))),
+]
+
+
 def known_difference(source: str, expected, raw: bytes = b"") -> str | None:
     """Reason of the first KNOWN_DIFFERENCES row of ``source`` that applies, else None."""
     for row in KNOWN_DIFFERENCES:

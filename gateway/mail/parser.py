@@ -522,6 +522,17 @@ def _fix_status_groups(part, groups: list, defects: list[str]) -> None:
                     pass
                 else:
                     defects.append("base64-encoded delivery-status group decoded")
+        elif isinstance(body, str) and re.search(r"(?m)^[A-Za-z][A-Za-z0-9-]*[ \t]*:", body):
+            # A line that is no field (an MTA's boilerplate) ended the group's fields early:
+            # the fields after it (often Status) belong to the same group.
+            text = "".join(f"{k}: {v}\n" for k, v in group.raw_items()) + body
+            data = text.encode("utf-8", "surrogateescape")
+            try:
+                group = _from_bytes(_repair_header_block(data, []), headersonly=True)
+            except Exception:  # noqa: BLE001
+                pass
+            else:
+                defects.append("delivery-status group interrupted by a non-field line: joined")
         cte = str(group.get("Content-Transfer-Encoding", "") or "").strip().lower()
         out.append(group)
     if len(out) != len(groups) or any(a is not b for a, b in zip(out, groups)):
