@@ -4,7 +4,7 @@ Reads the shared corpus (``$TICKETGATE_CORPUS`` or ``<repo>/../shared/corpus``);
 Run ``.venv/bin/pytest tests/test_corpus_bounce.py -q -s`` to see the figures, or
 ``.venv/bin/python tests/test_corpus_bounce.py`` for the report alone.
 
-Floors are set a little under what the filters reached when written, so regressions fail.
+Floors are requirements (see the comment above SISIMAI_MIN_PRECISION), not today's figures.
 Baseline for comparison (flufl.bounce 6.0.0, all_failures() non-empty = bounce, measured once
 in a separate venv): sisimai detection P=0.994 R=0.827; bounce-email-rb 24/26 bounces, 0 FP.
 """
@@ -237,12 +237,26 @@ def measure_flanker() -> dict:
 # ----------------------------------------------------------------------------- negatives
 
 NEGATIVE_DIRS = ("zammad", "otrs", "rt", "cpython-email", "ruby-mail")
-KNOWN_BOUNCES = re.compile(r"mail0(?:33|55|78)\.box$")
+_DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_DAEMON_FROM = re.compile(r"mailer[-_.]?daemon|postmaster|mail\s+delivery\s+(?:subsystem|system)", re.I)
+_NOTICE_SUBJECT = re.compile(r"undeliver|returned\s+mail|delivery\s+(?:status|fail)|failure\s+notice", re.I)
+
+
+def is_evident_bounce(raw: bytes) -> bool:
+    """A bounce by facts any reader can check, independent of the filter under test: it carries
+    an RFC 3464 delivery-status part, or a mailer daemon sends it with a non-delivery subject.
+    A parser-corpus mail taken for a bounce must be one of these (no reviewed-file list)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    if any(p.get_content_type() in _DSN_TYPES for p in msg.walk()):
+        return True
+    return bool(_DAEMON_FROM.search(str(msg.get("From", "")))
+                and _NOTICE_SUBJECT.search(str(msg.get("Subject", ""))))
 
 
 def measure_negatives() -> dict:
     """Mails of the parser corpora: bounces found there are listed for review (not asserted as FP)."""
     hits: list[str] = []
+    false_pos: list[str] = []
     n = 0
     for d in NEGATIVE_DIRS:
         root = CORPUS / d
@@ -254,10 +268,13 @@ def measure_negatives() -> dict:
             if path.stat().st_size > 2_000_000:
                 continue
             n += 1
-            v = bounce.check(load(path))
+            raw = path.read_bytes()
+            v = bounce.check(load(raw))
             if v.hit:
                 hits.append(f"{path.relative_to(CORPUS)}: {v.reason} rcpt={v.data['recipients']}")
-    return dict(n=n, hits=hits)
+                if not is_evident_bounce(raw):
+                    false_pos.append(hits[-1])
+    return dict(n=n, hits=hits, false_positives=false_pos)
 
 
 # ----------------------------------------------------------------------------- tests
@@ -314,8 +331,7 @@ def test_flanker_bounces():
 def test_parser_corpora_negatives():
     m = measure_negatives()
     _report("parser corpora", f"{len(m['hits'])} of {m['n']} mails taken for bounces:\n    " + "\n    ".join(m["hits"]))
-    unexpected = [h for h in m["hits"] if h.split(":")[0] not in NEGATIVE_REVIEWED]
-    assert not unexpected, "bounce verdicts not reviewed yet (check and add to NEGATIVE_REVIEWED):\n" + _fmt(unexpected)
+    assert not m["false_positives"], "taken for bounces but not evidently bounces:\n" + _fmt(m["false_positives"])
 
 
 @needs_corpus
@@ -369,42 +385,23 @@ def test_otrs_loop_detection(sc):
     assert v.hit == sc["expect_loop_flag"], v
 
 
-# Floors: what the filters reached when written, minus a small margin.
-# Reached (2024 corpus snapshot): sisimai P=1.000 R=0.995, hard->permanent 111/112, status class
-# 329/374; flufl detected 72/74, recipients P=0.988 R=0.966; bounce-email-rb 26/26, 0 FP, code 5/7,
-# original 16/16; flanker 10/10; parser corpora: 15 bounces found, all real, 0 false positives.
+# Floors are requirements, not today's figure minus a margin: a wrong bounce verdict silences a
+# customer (precision >= 0.99 where the corpus allows it), a missed recipient keeps mailing a dead
+# address (issue 11: flufl-bounce recipient recall >= 0.98). Reached on the shared corpus when
+# last changed: sisimai P=1.000 R=0.995, hard->permanent 111/112, status class 329/374; flufl
+# detected 73/74, recipients P=0.989 R=0.989; bounce-email-rb 26/26, 0 FP, code 5/7, original
+# 16/16; flanker 10/10; parser corpora: 15 bounces found, all evident bounces.
 SISIMAI_MIN_PRECISION = 0.99
 SISIMAI_MIN_RECALL = 0.98
 SISIMAI_MIN_HARD_PERMANENT = 0.97
 SISIMAI_MIN_STATUS_CLASS = 0.85
 FLUFL_MIN_DETECTED = 0.95
-FLUFL_MIN_RCPT_PRECISION = 0.97
-FLUFL_MIN_RCPT_RECALL = 0.94
+FLUFL_MIN_RCPT_PRECISION = 0.98
+FLUFL_MIN_RCPT_RECALL = 0.98
 RB_MIN_RECALL = 0.96
 RB_MIN_CODE = 0.70
 RB_MIN_ORIGINAL = 0.93
 FLANKER_MIN = 0.90
-# Parser-corpus mails taken for bounces that were checked by hand and are real bounces
-# (DSNs or MAILER-DAEMON "Returned mail"/"Undelivered Mail" notices).
-NEGATIVE_REVIEWED: set[str] = {
-    "zammad/test/data/mail/mail052.box",
-    "zammad/test/data/mail/mail053.box",
-    "zammad/test/data/mail/mail055.box",
-    "zammad/test/data/mail/mail063.box",
-    "zammad/test/data/mail/mail078.box",
-    "zammad/test/data/mail/mail092.box",
-    "otrs/scripts/test/sample/EmailParser/FilenameWithCRLF.box",
-    "otrs/scripts/test/sample/EmailParser/FilenameWithNewline.box",
-    "otrs/scripts/test/sample/PostMaster/PostMaster-Test10.box",
-    "rt/t/data/emails/multipart-report",
-    "cpython-email/Lib/test/test_email/data/msg_16.txt",
-    "cpython-email/Lib/test/test_email/data/msg_25.txt",
-    "cpython-email/Lib/test/test_email/data/msg_43.txt",
-    "ruby-mail/spec/fixtures/emails/multipart_report_emails/multipart_report_multiple_status.eml",
-    "ruby-mail/spec/fixtures/emails/multipart_report_emails/report_422.eml",
-}
-
-
 if __name__ == "__main__":  # plain report: .venv/bin/python tests/test_corpus_bounce.py
     import sys
     if CORPUS is None:

@@ -278,3 +278,127 @@ def test_never_raises_on_mail_like_input(raw):
     pm = parse_bytes(raw)
     assert isinstance(pm.subject, str) and isinstance(pm.body, str)
     assert all(isinstance(a.filename, str) and a.filename for a in pm.attachments)
+
+
+# --- real-world classes of issue 11 point 14 ------------------------------------------------
+
+def _multipart(*parts: bytes, head: bytes = b"Subject: x\r\nMIME-Version: 1.0\r\n") -> bytes:
+    out = head + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    for p in parts:
+        out += b"--b\r\n" + p + b"\r\n"
+    return out + b"--b--\r\n"
+
+
+def test_shift_jis_labelled_iso_2022_jp():
+    text = "お世話になっております。請求書①を送ります。"
+    pm = parse_bytes(b"Subject: x\nContent-Type: text/plain; charset=ISO-2022-JP\n\n"
+                     + text.encode("cp932"))
+    assert pm.body == text
+
+
+@pytest.mark.parametrize(("label", "codec", "text"), [
+    ("gb2312", "gbk", "我们的订单号是：鍀"),           # GBK-only character
+    ("euc-kr", "cp949", "안녕하세요 똠방각하"),         # cp949-only syllables
+])
+def test_cjk_labels_decode_with_the_superset(label, codec, text):
+    pm = parse_bytes(f"Subject: x\nContent-Type: text/plain; charset={label}\n\n".encode()
+                     + text.encode(codec))
+    assert pm.body == text
+    assert not [d for d in pm.defects if "do not match" in d]
+
+
+def test_raw_8bit_filename_uses_the_mails_charset():
+    raw = _multipart(
+        b"Content-Type: text/plain; charset=koi8-r\r\n\r\n" + "Счёт во вложении".encode("koi8-r"),
+        b'Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="'
+        + "Счёт.pdf".encode("koi8-r") + b'"\r\n\r\n%PDF')
+    pm = parse_bytes(raw)
+    assert [a.filename for a in pm.attachments] == ["Счёт.pdf"]
+
+
+@pytest.mark.parametrize(("codec", "text"), [
+    ("koi8-r", "Здравствуйте! Прошу прислать счёт за сентябрь, оплатим на этой неделе. Спасибо."),
+    ("cp1251", "Здравствуйте! Прошу прислать счёт за сентябрь, оплатим на этой неделе. Спасибо."),
+    ("cp1252", "Grüße aus München, bitte schicken Sie die Rechnung für Oktober."),
+])
+def test_undeclared_8bit_body_is_detected(codec, text):
+    """Without a charset a KOI8-R body became cp1252 mojibake; charset-normalizer decides now,
+    and Western text stays cp1252."""
+    pm = parse_bytes(b"Subject: x\n\n" + text.encode(codec))
+    assert pm.body == text
+
+
+@pytest.mark.parametrize("begin", [True, False])
+def test_x_uuencode_part_with_and_without_begin_line(begin):
+    data = bytes(range(256)) * 3
+    import binascii
+    lines = b"".join(binascii.b2a_uu(data[i:i + 45]) for i in range(0, len(data), 45))
+    body = (b"begin 644 blob.bin\n" if begin else b"") + lines + b"`\n" + (b"end\n" if begin else b"")
+    pm = parse_bytes(_multipart(b"Content-Type: text/plain\r\n\r\nsee attachment",
+                                b"Content-Type: application/octet-stream; name=blob.bin\r\n"
+                                b"Content-Transfer-Encoding: x-uuencode\r\n\r\n" + body))
+    assert [(a.filename, a.data) for a in pm.attachments] == [("blob.bin", data)]
+
+
+def test_body_split_around_attachments_is_joined_in_order():
+    pm = parse_bytes(_multipart(
+        b"Content-Type: text/plain\r\n\r\nFirst part of the text.",
+        b"Content-Type: image/png; name=a.png\r\nContent-Disposition: attachment\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=",
+        b"Content-Type: text/plain\r\nContent-Disposition: inline\r\n\r\nSecond part.",
+        b"Content-Type: text/plain\r\n\r\nThird part."))
+    assert pm.body == "First part of the text.\n\nSecond part.\n\nThird part."
+    assert [a.filename for a in pm.attachments] == ["a.png"]
+
+
+def test_enclosed_message_is_byte_exact():
+    inner = (b"From: a@example.com\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"
+             b"X-Long: one\r\n\ttwo  \r\nX-Empty:\r\n\r\nbody  with  spaces \r\n")
+    pm = parse_bytes(_multipart(b"Content-Type: text/plain\r\n\r\nforwarded",
+                                b"Content-Type: message/rfc822\r\n\r\n" + inner))
+    assert [a.data for a in pm.attachments] == [inner]
+
+
+def test_base64_encoded_enclosed_message_is_parsed():
+    import base64
+    inner = b"From: a@example.com\r\nSubject: inner\r\n\r\nhello\r\n"
+    pm = parse_bytes(_multipart(b"Content-Type: text/plain\r\n\r\nsee",
+                                b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64"
+                                b"\r\n\r\n" + base64.encodebytes(inner)))
+    enclosed = pm.message.get_payload()[1].get_payload()[0]
+    assert enclosed["Subject"] == "inner"
+    assert pm.attachments[0].data.replace(b"\r\n", b"\n") == inner.replace(b"\r\n", b"\n")
+
+
+@pytest.mark.parametrize("cte", [b"quoted-printable ", b"base64\t", b"Quoted-Printable  "])
+def test_trailing_white_space_in_transfer_encoding(cte):
+    body = b"K=C3=A4se" if cte.strip().lower() == b"quoted-printable" else b"S8Okc2U="
+    pm = parse_bytes(b"Subject: x\nContent-Type: text/plain; charset=utf-8\n"
+                     b"Content-Transfer-Encoding: " + cte + b"\n\n" + body + b"\n")
+    assert pm.body.strip() == "Käse"
+
+
+def test_html_to_text_keeps_link_targets():
+    text = html_to_text('<p>Please <a href="https://example.com/reset?a=1&amp;b=2">click here'
+                        '</a>, see <a href="https://example.com/">https://example.com</a> or '
+                        '<a href="mailto:help@example.com">write to us</a>. '
+                        '<a href="#top">Top</a></p>')
+    assert text == ("Please click here [https://example.com/reset?a=1&b=2], see "
+                    "https://example.com or write to us [help@example.com]. Top")
+
+
+@pytest.mark.parametrize(("delsp", "want"), [
+    (b"no", "This is one long paragraph.\n> quoted and continued\n-- \nsig\n"),
+    (b"yes", "This is one longparagraph.\n> quoted andcontinued\n-- \nsig\n"),
+])
+def test_format_flowed_is_unwrapped(delsp, want):
+    pm = parse_bytes(b"Subject: x\nContent-Type: text/plain; format=flowed; delsp=" + delsp
+                     + b"\n\nThis is one long \nparagraph.\n> quoted and \n> continued\n-- \nsig\n")
+    assert pm.body == want
+
+
+def test_folded_boundary_and_obsolete_header_syntax():
+    pm = parse_bytes(b'Subject : obsolete\r\nContent-Type: multipart/mixed; boundary="a\r\n b"'
+                     b"\r\n\r\n--a b\r\nContent-Type: text/plain\r\n\r\nbody\r\n--a b--\r\n")
+    assert pm.subject == "obsolete"
+    assert pm.body == "body"

@@ -120,7 +120,8 @@ _RECIPIENT_BLOCK = re.compile(
     r"wasn'?t\s+delivered\s+to)[^\n]*\n((?:[ \t]*\n)?(?:[^\n]*\n){1,6})",
     re.I)
 _DELAY_TEXT = re.compile(
-    r"will\s+(?:continue\s+to|keep)\s+try|has\s+been\s+delayed|not\s+yet\s+been\s+delivered|"
+    r"will\s+(?:continue\s+to|keep)\s+try|will\s+continue\s+to\s+be\s+attempted|"
+    r"delivery\s+attempts\s+will\s+continue|has\s+been\s+delayed|not\s+yet\s+been\s+delivered|"
     r"delivery\s+(?:is\s+)?delayed|\(delay\)|temporary\s+(?:failure|error|problem)|"
     r"warning:\s+message\s|this\s+is\s+a\s+warning|retry\s+(?:timeout|time)\s+not\s+reached", re.I)
 # Cheap reason classes (Sisimai's names) from diagnostic text, with the status they imply when
@@ -354,10 +355,20 @@ def _excluded_addresses(mail: ParsedMail, original: str) -> set[str]:
     return out
 
 
-def _text_recipients(report: str, excluded: set[str]) -> list[str]:
+_BARE_BLOCK = re.compile(
+    r"following\s+recipients?\s+could\s+not\s+be\s+delivered[^\n]*(?:\n[^\n]*?)?:[ \t]*\n"
+    r"((?:[ \t]+[A-Za-z0-9._-]{1,64}[ \t]*\n){1,20})", re.I)
+
+
+def _text_recipients(report: str, excluded: set[str], domain: str = "") -> list[str]:
     found: list[str] = []
     for rx in _RECIPIENT_LINE:
         found.extend(_clean_addr(m.group(1)) for m in rx.finditer(report))
+    if domain:
+        # A daemon listing bare local names (AOL's screen names): they are in its own domain.
+        for m in _BARE_BLOCK.finditer(report):
+            found.extend(f"{name.strip().lower()}@{domain}" for name in m.group(1).split("\n")
+                         if name.strip())
     for m in _RECIPIENT_BLOCK.finditer(report):
         block = m.group(1)
         for line in block.split("\n"):
@@ -413,6 +424,25 @@ def _auto_reply_markers(mail: ParsedMail) -> str:
 
 # ----------------------------------------------------------------------------- entry point
 
+def _mdn_rejection(parts: list[Message]) -> Verdict | None:
+    """A Sieve ``reject`` answered with an MDN (RFC 5429 2.1: automatic-action, disposition
+    "deleted"; Dovecot and others) is the recipient refusing the mail: a bounce."""
+    for part in parts:
+        if part.get_content_type() != "message/disposition-notification":
+            continue
+        block = next(iter(_dsn_blocks(_raw_part_text(part))), {})
+        disposition = block.get("disposition", "").lower()
+        if "automatic-action" not in disposition or not re.search(r";\s*deleted\b", disposition):
+            continue
+        rcpt = _addr_field(block.get("original-recipient", "")) or _addr_field(block.get("final-recipient", ""))
+        text = " ".join(_part_text(p) for p in parts if p.get_content_type() == "text/plain")
+        why, status = _reason_of(text, _status_of(text) or "5.7.1")
+        return _result(True, f"message/disposition-notification: Disposition: {disposition[:60]} (RFC 5429 reject)",
+                       kind="bounce", recipients=[rcpt] if rcpt else [], status=status, permanent=True,
+                       reason=why, format="rfc5429")
+    return None
+
+
 def _reason_of(text: str, status: str) -> tuple[str, str]:
     """(reason class, status) from diagnostic text; the given status wins when present."""
     for name, implied, rx in _REASONS:
@@ -448,6 +478,9 @@ def check(mail: ParsedMail) -> Verdict:
         return _result(False, f"Content-Type: multipart/report; report-type={report_type or 'feedback-report'} (ARF)",
                        kind="feedback-report")
     if report_type == "disposition-notification" or "message/disposition-notification" in ctypes:
+        rejected = _mdn_rejection(parts)
+        if rejected is not None:
+            return rejected
         return _result(False, "Content-Type: multipart/report; report-type=disposition-notification (MDN)", kind="mdn")
 
     report_text = _report_text(mail)
@@ -513,7 +546,8 @@ def check(mail: ParsedMail) -> Verdict:
     excluded = _excluded_addresses(mail, original)
     recipients = _uniq([_clean_addr(a) for v in failed_hdr for a in _ADDR.findall(v)])
     if not recipients:
-        recipients = _text_recipients(report, excluded)
+        domain = mail.sender.email.rpartition("@")[2] if machine and mail.sender else ""
+        recipients = _text_recipients(report, excluded, domain)
     status = _status_of(report)
     why, status = _reason_of(report, status)
     if not status:

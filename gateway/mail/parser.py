@@ -42,7 +42,7 @@ from io import BytesIO
 
 from gateway.mail.model import Address, Attachment, ParsedMail
 from gateway.mail.text import (decode_bytes, decode_header_value, decode_words, fix_8bit,
-                               html_to_text, mime_charset_name, normalize_charset)
+                               html_to_text, mime_charset_name, normalize_charset, unflow)
 
 MAX_DEPTH = 50               # MIME nesting walked; deeper parts are kept as opaque attachments
 MAX_PARTS = 5000             # parts walked per mail
@@ -56,6 +56,8 @@ TREE_POLICY = email.policy.compat32
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _CT_MULTIPART = re.compile(rb"(content-type:[ \t]*(?:\r?\n[ \t]+)?)multipart/", re.I)
 _UU_BEGIN = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+)\r?\n", re.M)
+_B64_JUNK = re.compile(rb"[^A-Za-z0-9+/=\s]")
+_META_CHARSET = re.compile(r"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
 _UU_END = re.compile(r"^end[ \t]*\r?$", re.M)
 
 _EXT_OVERRIDES = {
@@ -82,15 +84,17 @@ def _raw_header(part: email.message.Message, name: str) -> str | None:
     return None
 
 
-def _params(raw: str | None) -> tuple[str, dict[str, str], list[str]]:
+def _params(raw: str | None, charset: str | None = None
+            ) -> tuple[str, dict[str, str], list[str]]:
     """(lower-case value, params, problems) of a Content-Type/-Disposition raw header value.
 
     RFC 2231 (continuations, charsets) is handled by the compat32 parameter code, which only
-    needs a plain Message shim holding the raw header."""
+    needs a plain Message shim holding the raw header. Raw 8-bit bytes (a file name sent
+    unencoded) are decoded as UTF-8 if they are, else with ``charset`` (the mail's)."""
     if not raw:
         return "", {}, []
     problems: list[str] = []
-    raw = fix_8bit(re.sub(r"\r?\n(?=[ \t])", "", raw), None, problems, "MIME parameter")
+    raw = fix_8bit(re.sub(r"\r?\n(?=[ \t])", "", raw), charset, problems, "MIME parameter")
     shim = email.message.Message()
     shim._headers = [("X", raw)]  # noqa: SLF001 - avoid header validation, raw value as is
     try:
@@ -120,13 +124,16 @@ def _params(raw: str | None) -> tuple[str, dict[str, str], list[str]]:
     return value, params, problems
 
 
-def _content_type(part) -> tuple[str, dict[str, str], list[str]]:
-    ctype, params, problems = _params(_raw_header(part, "Content-Type"))
+def _content_type(part, charset: str | None = None) -> tuple[str, dict[str, str], list[str]]:
+    ctype, params, problems = _params(_raw_header(part, "Content-Type"), charset)
     ctype = ctype.strip("\"' ")
     if not ctype or "/" not in ctype or " " in ctype:
+        default = part.get_default_type()
+        if ctype and (params.get("name") or params.get("filename")):
+            default = "application/octet-stream"  # a named file, not text
         if ctype:
-            problems.append(f"invalid Content-Type {ctype[:60]!r}, treated as default")
-        ctype = part.get_default_type()
+            problems.append(f"invalid Content-Type {ctype[:60]!r}, treated as {default}")
+        ctype = default
     return ctype, params, problems
 
 
@@ -143,6 +150,7 @@ def _generated_name(ctype: str, n: int) -> str:
 
 
 _EWORD_ANY = re.compile(r"=\?[^?\s]{1,60}\?[QqBb]\?[^?\r\n]*?\?=")
+_FIRST_ADDR = re.compile(r"[^\s<>@,;:\"()]+@[^\s<>@,;:\"()]+")
 _LOCALPART = re.compile(r"^[\w.+=-]+$")
 _COMMENT = re.compile(r"\s*\([^()]*\)\s*")
 
@@ -180,6 +188,10 @@ def _address_list(values: list[str], charset: str | None, defects: list[str],
                 addr = addr.split(":", 1)[1].strip()
             if "=?" in addr:
                 addr = decode_words(addr, defects, what)
+            if addr.startswith("@"):  # "a!b@host@relay": the parser kept only the tail
+                m = _FIRST_ADDR.search(value)
+                if m:
+                    addr = m.group(0)
             if not addr or ("@" not in addr and not _LOCALPART.match(addr)):
                 if addr:
                     defects.append(f"{what}: ignored invalid address {addr[:60]!r}")
@@ -232,10 +244,76 @@ def _message_bytes(part) -> bytes:
             return b""
 
 
+_WS_BYTES = b" \t\r\n"
+MAX_EXACT = 4_000_000  # bytes of an enclosed message searched for in the raw mail
+
+
+def _exact_in_raw(data: bytes, raw: bytes) -> bytes:
+    """The enclosed message as it stands in the raw mail (byte-exact: line ends, folding and
+    white space as sent), found from the regenerated ``data``; ``data`` if not found."""
+    if not data or data in raw or len(data) > MAX_EXACT:
+        return data
+    crlf = data.replace(b"\n", b"\r\n")
+    if b"\r\n" in raw and crlf in raw:
+        return crlf
+    target = data.translate(None, _WS_BYTES)
+    first = data.split(b"\n", 1)[0].rstrip()
+    if not target or len(first) < 8:
+        return data
+    start = raw.find(first)
+    tries = 0
+    while start >= 0 and tries < 5:
+        tries += 1
+        end = _match_ignoring_ws(raw, start, target)
+        if end is not None:
+            if data.endswith(b"\n"):  # the enclosed message's own final line break
+                if raw.startswith(b"\r\n", end):
+                    end += 2
+                elif raw.startswith(b"\n", end):
+                    end += 1
+            return raw[start:end]
+        start = raw.find(first, start + 1)
+    return data
+
+
+def _match_ignoring_ws(raw: bytes, start: int, target: bytes) -> int | None:
+    """End offset in ``raw`` after the non-white-space bytes ``target`` from ``start``."""
+    i, j, n, m = start, 0, len(raw), len(target)
+    chunk = 4096
+    while j < m:
+        # Compare chunk by chunk: the white-space-free slice of raw must equal the target's.
+        piece = raw[i:i + chunk]
+        if not piece:
+            return None
+        stripped = piece.translate(None, _WS_BYTES)
+        want = target[j:j + len(stripped)]
+        if stripped[:len(want)] != want:
+            return None
+        if len(stripped) <= m - j:
+            j += len(stripped)
+            i += len(piece)
+            continue
+        # The target ends inside this piece: walk it byte by byte.
+        for k, b in enumerate(piece):
+            if b in _WS_BYTES:
+                continue
+            j += 1
+            if j == m:
+                return i + k + 1
+        return None
+    # Trailing white space was consumed with the last chunk: step back to the last non-space.
+    while i > start and raw[i - 1] in _WS_BYTES:
+        i -= 1
+    return i if i <= n else None
+
+
 def _b64decode(payload: str, problems: list[str]) -> bytes:
     data = payload.encode("ascii", "ignore")
     try:
-        return binascii.a2b_base64(data)
+        out = binascii.a2b_base64(data)
+        if _B64_JUNK.search(data):
+            problems.append("base64 payload with invalid characters, which were skipped")
+        return out
     except (binascii.Error, ValueError):
         pass
     clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
@@ -249,11 +327,51 @@ def _b64decode(payload: str, problems: list[str]) -> bytes:
         return b""
 
 
+def _uu_lines(lines, problems: list[str]) -> bytes:
+    data = bytearray()
+    bad = False
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            data += binascii.a2b_uu(line)
+        except binascii.Error:
+            try:  # broken encoders: decode as many bytes as the length char says
+                nbytes = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
+                data += binascii.a2b_uu(line[:nbytes])
+            except (binascii.Error, IndexError):
+                bad = True
+    if bad:
+        problems.append("uuencoded data: corrupt lines skipped")
+    return bytes(data)
+
+
+def _uu_payload(payload: str, problems: list[str]) -> bytes:
+    """Content-Transfer-Encoding x-uuencode: with or without the ``begin`` / ``end`` lines."""
+    lines = payload.splitlines()
+    for i, line in enumerate(lines[:20]):
+        if _UU_BEGIN.match(line + "\n"):
+            lines = lines[i + 1:]
+            break
+    out = []
+    for line in lines:
+        if _UU_END.match(line) or line.strip() == "`" and not out:
+            break
+        out.append(line)
+    return _uu_lines(out, problems)
+
+
 def _payload_bytes(part, problems: list[str]) -> bytes:
+    # Trailing white space in the CTE value ("base64 ") is common; the stdlib then does not
+    # decode at all, so the common encodings are decoded here from the stripped value.
     cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
     payload = part.get_payload()
     if cte == "base64" and isinstance(payload, str):
         return _b64decode(payload, problems)
+    if cte == "quoted-printable" and isinstance(payload, str):
+        return binascii.a2b_qp(payload.encode("ascii", "surrogateescape"))
+    if cte in ("x-uuencode", "uuencode", "x-uue", "uue") and isinstance(payload, str):
+        return _uu_payload(payload, problems)
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:  # noqa: BLE001
@@ -281,22 +399,11 @@ def _uudecode(text: str, problems: list[str]) -> tuple[str, list[tuple[str, byte
         end = _UU_END.search(text, m.end())
         if not end:
             break
-        data = bytearray()
-        ok = True
-        for line in text[m.end():end.start()].splitlines():
-            if not line.strip():
-                continue
-            try:
-                data += binascii.a2b_uu(line)
-            except binascii.Error:
-                try:  # broken encoders: decode as many bytes as the length char says
-                    nbytes = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
-                    data += binascii.a2b_uu(line[:nbytes])
-                except (binascii.Error, IndexError):
-                    ok = False
-        if not ok:
+        lines_problems: list[str] = []
+        data = _uu_lines(text[m.end():end.start()].splitlines(), lines_problems)
+        if lines_problems:
             problems.append(f"uuencoded file {m.group(1)!r}: corrupt lines skipped")
-        files.append((m.group(1).strip(), bytes(data)))
+        files.append((m.group(1).strip(), data))
         out.append(text[pos:m.start()])
         pos = end.end()
     out.append(text[pos:])
@@ -305,8 +412,19 @@ def _uudecode(text: str, problems: list[str]) -> tuple[str, list[tuple[str, byte
 
 # --- parse ----------------------------------------------------------------------------------
 
+class _TreeMessage(email.message.EmailMessage):
+    """EmailMessage whose multipart boundary is unfolded (``boundary="simple<CRLF> boundary"``
+    means ``simple boundary``; the stdlib keeps the line break and then finds no part)."""
+
+    def get_boundary(self, failobj=None):
+        boundary = super().get_boundary(failobj)
+        if isinstance(boundary, str) and ("\n" in boundary or "\r" in boundary):
+            boundary = re.sub(r"\r?\n(?=[ \t])", "", boundary).replace("\r", "").replace("\n", "")
+        return boundary
+
+
 def _from_bytes(raw: bytes, headersonly: bool = False) -> email.message.EmailMessage:
-    return email.parser.BytesParser(_class=email.message.EmailMessage, policy=TREE_POLICY
+    return email.parser.BytesParser(_class=_TreeMessage, policy=TREE_POLICY
                                     ).parsebytes(raw, headersonly=headersonly)
 
 
@@ -318,7 +436,7 @@ def _parse_tree(raw: bytes, defects: list[str]) -> email.message.EmailMessage:
     except Exception as exc:  # noqa: BLE001 - e.g. policy.default header bugs
         defects.append(f"stdlib parser failed ({type(exc).__name__}: {exc}); "
                        "re-parsed with compat32")
-        return email.parser.BytesParser(_class=email.message.EmailMessage,
+        return email.parser.BytesParser(_class=_TreeMessage,
                                         policy=email.policy.compat32).parsebytes(raw)
     for keep in _FLATTEN_AFTER:
         count = 0
@@ -337,6 +455,88 @@ def _parse_tree(raw: bytes, defects: list[str]) -> email.message.EmailMessage:
         return msg
     defects.append("MIME nesting too deep for the parser: body not parsed")
     return _from_bytes(raw, headersonly=True)
+
+
+def _decode_enclosed(msg, defects: list[str]) -> None:
+    """Repair what the stdlib makes of some enclosed messages and reports:
+
+    * message/rfc822 sent base64 or quoted-printable encoded (RFC 2046 forbids it, mailers do
+      it) or starting with junk (an mbox ">From " line): the stdlib parses it as a header-less
+      message; it is decoded and parsed again.
+    * message/delivery-status: empty status groups (from trailing blank lines) are dropped; a
+      group announced as base64 by the group before it (a rewriting relay) is decoded.
+    """
+    count = 0
+    for part in _iter_parts(msg):
+        count += 1
+        if count > MAX_PARTS:
+            return
+        if part.get_content_maintype() != "message":
+            continue
+        payload = part.get_payload()
+        if not isinstance(payload, list):
+            continue
+        if part.get_content_type() in ("message/delivery-status",
+                                       "message/global-delivery-status"):
+            _fix_status_groups(part, payload, defects)
+            continue
+        if len(payload) != 1 or payload[0].keys():
+            continue
+        text = payload[0].get_payload()
+        if not isinstance(text, str):
+            continue
+        cte = str(part.get("Content-Transfer-Encoding", "") or "").strip().lower()
+        data = text.encode("ascii", "surrogateescape")
+        problems: list[str] = []
+        if cte == "base64":
+            data = _b64decode(text, problems)
+        elif cte == "quoted-printable":
+            data = binascii.a2b_qp(data)
+        elif _repair_header_block(data, problems) is data:
+            continue
+        if not data.strip():
+            continue
+        try:
+            inner = _from_bytes(_repair_header_block(data, problems))
+        except Exception:  # noqa: BLE001 - RecursionError etc.: keep it as it was
+            continue
+        part.set_payload([inner])
+        defects.append(f"enclosed {part.get_content_type()} part re-parsed"
+                       + (f" ({cte}-encoded)" if cte in ("base64", "quoted-printable") else ""))
+        defects.extend(problems)
+
+
+def _fix_status_groups(part, groups: list, defects: list[str]) -> None:
+    out = []
+    cte = ""
+    for group in groups:
+        body = group.get_payload()
+        if not group.keys():
+            if not isinstance(body, str) or not body.strip():
+                continue  # an empty group: a trailing blank line
+            if cte == "base64":
+                data = _b64decode(body, [])
+                try:
+                    group = _from_bytes(data, headersonly=True)
+                except Exception:  # noqa: BLE001
+                    pass
+                else:
+                    defects.append("base64-encoded delivery-status group decoded")
+        elif isinstance(body, str) and re.search(r"(?m)^[A-Za-z][A-Za-z0-9-]*[ \t]*:", body):
+            # A line that is no field (an MTA's boilerplate) ended the group's fields early:
+            # the fields after it (often Status) belong to the same group.
+            text = "".join(f"{k}: {v}\n" for k, v in group.raw_items()) + body
+            data = text.encode("utf-8", "surrogateescape")
+            try:
+                group = _from_bytes(_repair_header_block(data, []), headersonly=True)
+            except Exception:  # noqa: BLE001
+                pass
+            else:
+                defects.append("delivery-status group interrupted by a non-field line: joined")
+        cte = str(group.get("Content-Transfer-Encoding", "") or "").strip().lower()
+        out.append(group)
+    if len(out) != len(groups) or any(a is not b for a, b in zip(out, groups)):
+        part.set_payload(out)
 
 
 def parse_bytes(raw: bytes) -> ParsedMail:
@@ -359,6 +559,7 @@ def parse_bytes(raw: bytes) -> ParsedMail:
 
 
 _HEADER_LINE = re.compile(rb"[!-9;-~]+[ \t]*:")
+_OBS_COLON = re.compile(rb"([!-9;-~]+)[ \t]+:")
 
 
 def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
@@ -378,23 +579,29 @@ def _repair_header_block(raw: bytes, defects: list[str]) -> bytes:
                 break
         if start:
             defects.append(f"{start} junk line(s) before the header block skipped")
-    changed = False
+    changed = obsolete = False
     out = []
     for i, ln in enumerate(lines[start:], start):
         if (i > start and ln.strip() and ln[:1] not in (b" ", b"\t")
                 and not _HEADER_LINE.match(ln) and not (i == 0 and ln.startswith(b"From "))):
             ln = b" " + ln
             changed = True
+        elif ln[:1] not in (b" ", b"\t") and _OBS_COLON.match(ln):
+            ln = _OBS_COLON.sub(rb"\1:", ln, count=1)  # RFC 5322 4.5.3: "Subject :" obsolete
+            obsolete = True
         out.append(ln)
     if changed:
         defects.append("header line without field name joined to the previous header")
+    if obsolete:
+        defects.append("white space before the colon of a header field removed")
+        changed = True
     if not start and not changed:
         return raw
     return b"\n".join(out) + raw[head_end:]
 
 
 _MULTIBYTE = ("gb18030", "big5hkscs", "cp932", "shift_jis", "euc_jp", "euc_jis_2004", "cp949",
-              "euc_kr", "iso2022_jp_ext", "koi8_r", "koi8_u", "cp1251")
+              "euc_kr", "iso2022_jp_ext", "koi8-r", "koi8-u", "cp1251")
 
 
 def _header_charset(msg) -> str | None:
@@ -402,15 +609,19 @@ def _header_charset(msg) -> str | None:
     anywhere in the mail wins over the top-level one (bodies are often labelled better than
     headers, and a legacy multi-byte charset rarely decodes Latin-1 text strictly)."""
     top = _content_type(msg)[1].get("charset")
+    first = None
     seen = 0
     for part in _iter_parts(msg):
         seen += 1
         if seen > 200:
             break
-        cs = normalize_charset(_content_type(part)[1].get("charset"))
+        declared = _content_type(part)[1].get("charset")
+        cs = normalize_charset(declared)
         if cs in _MULTIBYTE:
             return cs
-    return top
+        if cs and cs not in ("ascii", "utf-8") and first is None:
+            first = declared
+    return top or first  # a multipart mail: the charset its text parts use
 
 
 def _iter_parts(msg):
@@ -426,6 +637,7 @@ def _iter_parts(msg):
 def _parse(raw: bytes) -> ParsedMail:
     defects: list[str] = []
     msg = _parse_tree(_repair_header_block(raw, defects), defects)
+    _decode_enclosed(msg, defects)
     pm = ParsedMail(raw=raw, message=msg)
     if not raw.strip():
         defects.append("empty message")
@@ -488,7 +700,7 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
         if count > MAX_PARTS:
             defects.append(f"more than {MAX_PARTS} MIME parts: rest ignored")
             break
-        ctype, params, problems = _content_type(part)
+        ctype, params, problems = _content_type(part, hcharset)
         for p in problems:
             defects.append(f"part {path}: {p}")
         if part is not msg:
@@ -511,10 +723,12 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
         if ctype.startswith("multipart/"):
             defects.append(f"part {path}: {ctype} without parts, treated as text")
             ctype = "text/plain"
-        disp, dparams, dproblems = _params(_raw_header(part, "Content-Disposition"))
+        disp, dparams, dproblems = _params(_raw_header(part, "Content-Disposition"), hcharset)
         for p in dproblems:
             defects.append(f"part {path}: {p}")
-        fname = dparams.get("filename") or params.get("name") or ""
+        # "file" is not standard, but some mailers name the file only there.
+        fname = (dparams.get("filename") or params.get("name") or params.get("filename")
+                 or params.get("file") or dparams.get("name") or "")
         if fname:
             fname = _clean_filename(decode_header_value(fname, params.get("charset"),
                                                         defects, f"part {path} filename"))
@@ -542,13 +756,29 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
         problems: list[str] = []
         data = _payload_bytes(part, problems)
         declared = params.get("charset") or ""
-        text, used = decode_bytes(data, declared or None, problems, f"part {leaf[7]} body")
+        if not declared and ctype == "text/html":
+            m = _META_CHARSET.search(data[:4096].decode("latin-1"))
+            if m:  # HTML5 / http-equiv <meta> charset, as browsers do (no MIME charset given)
+                declared = m.group(1)
+        text, used = decode_bytes(data, declared or None, problems, f"part {leaf[7]} body",
+                                  detect=True)
         defects.extend(problems)
         if not declared and not data.isascii():
             declared = mime_charset_name(used, data)  # report what the bytes turned out to be
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if ctype == "text/plain" and params.get("format", "").strip().lower() == "flowed":
+            text = unflow(text, params.get("delsp", "").strip().lower() == "yes")
         return text, declared.strip().strip("\"'").lower()
+
+    # Further inline text/plain parts outside an alternative (a body split around attachments,
+    # a list footer) belong to the body: joined in order, separated by a blank line.
+    more_text = [] if body_leaf is None else [
+        leaf for leaf in leaves[leaves.index(body_leaf) + 1:]
+        if leaf[1] == "text/plain" and not leaf[8] and leaf[3] != "attachment" and not leaf[4]
+        and not leaf[6] and leaf is not html_leaf]
+
+    joined = {id(leaf) for leaf in more_text}
 
     uu_files: list[tuple[str, bytes]] = []
     if html_leaf is not None:
@@ -556,6 +786,10 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
     if body_leaf is not None:
         pm.body, pm.charset = text_of(body_leaf)
         pm.content_type = "text/plain"
+        for leaf in more_text:
+            text = text_of(leaf)[0]
+            if text.strip():
+                pm.body = pm.body.rstrip("\n") + "\n\n" + text
         pm.body, uu_files = _uudecode(pm.body, defects)
     elif html_leaf is not None:
         pm.body = html_to_text(pm.body_html or "")
@@ -567,7 +801,7 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
     n = 0
     for leaf in leaves:
         part, ctype, params, disp, fname, cid, in_alt, path, opaque = leaf
-        if leaf is body_leaf or leaf is html_leaf:
+        if leaf is body_leaf or leaf is html_leaf or id(leaf) in joined:
             continue
         if in_alt and ctype.startswith("text/") and not fname and disp != "attachment":
             continue  # an alternative rendering of the body, not an attachment
@@ -577,7 +811,7 @@ def _walk(msg, pm: ParsedMail, defects: list[str], hcharset: str | None = None) 
             data = _message_bytes_any(part)
         elif ctype in ("message/rfc822", "message/global") or (
                 ctype.startswith("message/") and isinstance(part.get_payload(), list)):
-            data = _message_bytes(part)
+            data = _exact_in_raw(_message_bytes(part), pm.raw)
         else:
             data = _payload_bytes(part, problems)
             if ctype.startswith("text/") and b"\r\n" in data and str(

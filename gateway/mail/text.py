@@ -38,7 +38,9 @@ _NON_TEXT = {"base64", "base_64", "hex", "quopri", "quoted-printable", "rot13", 
 FALLBACK = "cp1252"
 # Supersets to try when bytes do not fit the declared codec (vendor extensions in the wild).
 _SIBLINGS = {
-    "iso2022_jp_ext": ("x-iso2022jp-cp932", "iso2022_jp_2004", "iso2022_jp_2"),
+    # 8-bit Shift_JIS/cp932 (or EUC-JP, or UTF-8) labelled ISO-2022-JP is common in the wild.
+    "iso2022_jp_ext": ("x-iso2022jp-cp932", "iso2022_jp_2004", "iso2022_jp_2", "utf-8",
+                       "cp932", "euc_jis_2004"),
     "cp932": ("shift_jis_2004",), "euc_jis_2004": ("cp932", "euc_jp"),
     "gb18030": ("big5hkscs",), "big5hkscs": ("gb18030",), "cp949": ("johab",),
 }
@@ -69,12 +71,44 @@ def normalize_charset(name: str | None) -> str | None:
     return info.name
 
 
+def detect_charset(data: bytes) -> str | None:
+    """Codec that charset-normalizer finds for undeclared 8-bit text (None: no good guess)."""
+    # Imported on first use, for start-up time (charset-normalizer loads its tables).
+    from charset_normalizer import from_bytes
+    try:
+        results = list(from_bytes(data[:_DETECT_BYTES]))
+    except Exception:  # noqa: BLE001 - a detector bug must not stop parsing
+        return None
+    if not results or not results[0].encoding:
+        return None
+    best = results[0]
+    if best.encoding in ("cp1252", "latin_1", "iso8859_15", "ascii", "utf_8"):
+        return normalize_charset(best.encoding)
+    # Western text is the most common case and several single-byte codecs decode it alike
+    # (German as cp1250, Spanish as cp1257): when cp1252 reads as cleanly as the best guess,
+    # keep cp1252, which is what mail clients assume.
+    try:
+        western = from_bytes(data[:_DETECT_BYTES], cp_isolation=["cp1252"]).best()
+    except Exception:  # noqa: BLE001
+        western = None
+    if western is not None and western.chaos <= best.chaos + 0.01 \
+            and western.coherence >= best.coherence - 0.05:
+        return "cp1252"
+    return normalize_charset(best.encoding)
+
+
+_DETECT_BYTES = 64 * 1024
+
+
 def decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = None,
-                 what: str = "text", utf8_first: bool = False) -> tuple[str, str]:
+                 what: str = "text", utf8_first: bool = False,
+                 detect: bool = False) -> tuple[str, str]:
     """Decode ``data`` declared as ``charset``; fall back to utf-8, then cp1252/latin-1.
 
     Returns (text, codec used). A defect is noted when the declared charset is unknown or does
     not fit the bytes. ``utf8_first`` tries UTF-8 before the declared charset (8-bit headers).
+    ``detect``: for a text body without a usable charset (none, us-ascii or unknown) that is not
+    UTF-8, charset-normalizer guesses the charset before the cp1252 fallback is taken.
     """
     if not data:
         return "", normalize_charset(charset) or ""
@@ -83,6 +117,22 @@ def decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = N
         defects.append(f"{what}: unknown charset {str(charset)[:40]!r}, decoded with fallback")
     if data.isascii() and codec in (None, "ascii", "utf-8", "cp1252"):
         return data.decode("ascii"), codec or "ascii"
+    if detect and codec in (None, "ascii"):
+        try:
+            return data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
+        guess = detect_charset(data)
+        if guess and guess not in ("ascii", "utf-8"):
+            try:
+                text = data.decode(guess)
+            except (UnicodeDecodeError, LookupError):
+                pass
+            else:
+                if defects is not None:
+                    defects.append(f"{what}: 8-bit text without a usable charset, detected as "
+                                   f"{guess}")
+                return text, guess
     order: list[str] = []
     if utf8_first or codec == "ascii":
         order.append("utf-8")
@@ -297,8 +347,26 @@ _BIG_BLOCK = re.compile(r"<(/?)(?:p|div|br|li|tr|h[1-6]|table|blockquote|ul|ol|p
                         re.I)
 
 
+_HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
+
+
+def _link_target(href: str, label: str) -> str:
+    """What to show after a link's text: its target, unless the text already says it."""
+    href = re.sub(r"[\x00-\x20]+", "", href)[:2000]
+    low = href.lower()
+    if not low.startswith(("http://", "https://", "mailto:", "ftp://")):
+        return ""  # anchors, cid:, javascript:, relative links: nothing useful to show
+    shown = href[7:] if low.startswith("mailto:") else href
+    text = re.sub(r"[\x00-\x03\s]+", "", label).lower()
+    bare = re.sub(r"^(?:https?://|mailto:|ftp://)", "", low).rstrip("/")
+    if not text or bare in text or text.rstrip("/") in (low.rstrip("/"), bare):
+        return "" if text else shown
+    return shown
+
+
 def _html_parts(markup: str) -> list[str]:
     parts: list[str] = []
+    anchors: list[tuple[str, int]] = []
     lower = markup.lower()
     pos, n = 0, len(markup)
     pre = 0
@@ -339,6 +407,18 @@ def _html_parts(markup: str) -> list[str]:
             gt = markup.find(">", end)
             pos = n if gt < 0 else gt + 1
             continue
+        if tag == "a":
+            if not closing:
+                h = _HREF.search(m.group(3) or "")
+                href = html.unescape(next(g for g in h.groups() if g is not None)).strip() \
+                    if h else ""
+                anchors.append((href, len(parts)))
+            elif anchors:
+                href, start_at = anchors.pop()
+                label = html.unescape("".join(parts[start_at:]))
+                target = _link_target(href, label)
+                if target:
+                    parts.append(f" [{target}]")
         if tag == "pre":
             pre = max(0, pre - 1) if closing else pre + 1
         if tag == "br":
@@ -381,3 +461,33 @@ def mime_charset_name(codec: str, data: bytes) -> str:
     if codec in ("ascii", ""):
         return "us-ascii" if codec else ""
     return codec.replace("_", "-")
+
+
+# --- format=flowed (RFC 3676) ----------------------------------------------------------------
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """Join the soft line breaks of a format=flowed text (RFC 3676 section 4): a line ending in
+    a space continues on the next line of the same quote depth; space-stuffing is removed;
+    with DelSp=yes the space before a soft break is deleted. The signature line "-- " is hard."""
+    out: list[str] = []
+    buf: str | None = None
+    depth = 0
+    soft = False
+    for line in text.split("\n"):
+        d = len(line) - len(line.lstrip(">"))
+        content = line[d:]
+        if content.startswith(" "):
+            content = content[1:]  # space-stuffed (or the space after the quote marks)
+        is_soft = content.endswith(" ") and content != "-- "
+        if is_soft and delsp:
+            content = content[:-1]
+        if buf is not None and soft and d == depth:
+            buf += content
+        else:
+            if buf is not None:
+                out.append((">" * depth + " " if depth else "") + buf)
+            buf, depth = content, d
+        soft = is_soft
+    if buf is not None:
+        out.append((">" * depth + " " if depth else "") + buf)
+    return "\n".join(out)
