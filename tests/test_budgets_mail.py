@@ -109,3 +109,25 @@ def test_megabyte_content_type_parameters_cost_seconds(ingest):
     out, took = timed(ingest, raw)
     assert out.status == "done" and out.action == "new_ticket"
     assert took < 8, f"{took:.1f} s"
+
+
+# ---- per-mail processing budget ---------------------------------------------------------------
+def test_mail_over_the_processing_budget_is_stored_as_a_plain_article(app, ingest):
+    """Steps that would start after the budget is used up are skipped: the mail still becomes
+    an article (default queue, no auto-reply), and its history says what was skipped."""
+    from sqlalchemy import select
+
+    from gateway.store.models import OutboundMail, Ticket
+
+    app.pipeline.decide_budget = 0.0
+    out = ingest(make_mail(subject="slow one"))
+    assert out.status == "done" and out.action == "new_ticket"
+    with app.store.session() as s:
+        t = s.execute(select(Ticket).where(Ticket.number == out.ticket_number)).scalar_one()
+        assert t.queue == app.config.default_queue
+        entry = next(h for h in t.history if h.type == "NewTicket")
+        assert "processing budget used up after prefilters" in entry.message
+        notes = [line["message"] for line in entry.data["trace"] if line["step"] == "budget"]
+        assert notes and "skipped: sender, postmaster_filters, follow_up" in notes[0]
+        kinds = s.execute(select(OutboundMail.kind)).scalars().all()
+        assert "auto_reply" not in kinds
