@@ -38,7 +38,7 @@ MAX_BUILT = 2_000_000          # items of a string/list made by *, + or a filter
 MAX_INT_ARG = 1_000_000        # an integer argument to a call or filter (widths, counts)
 MAX_RANGE = 10_000             # items of one range()
 MAX_POWER_BITS = 4_096         # size of a ** result
-_WIDE_FORMAT = re.compile(r"%[-#0 +]*(\*|\d{5,})|\.(\*|\d{5,})|\{[^}]*\d{5,}")
+_WIDE_FORMAT = re.compile(r"%(\([^)]*\))?[-#0 +]*(\*|\d{5,}|\d*\.(\*|\d{5,}))|\{[^}]*\d{5,}")
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("render_deadline",
                                                                         default=None)

@@ -44,8 +44,10 @@ def test_ordinary_templates_still_render():
     template = compile_text(environment(Path(".")), "ok.txt",
                             "Subject: {{ ticket.number }} {{ '%s'|format('ok') }}\n\n"
                             "{% for i in range(3) %}{{ i }}{% endfor %} {{ 'ab' * 2 }} "
-                            "{{ '{:>5}'.format('x') }} {{ 2 ** 10 }} {{ 'y'|center(5) }}\n")
-    assert template.render(ticket={"number": "42"}) == ("42 ok", "012 abab     x 1024   y  \n")
+                            "{{ '{:>5}'.format('x') }} {{ 2 ** 10 }} {{ 'y'|center(5) }} "
+                            "{{ 'v1.23456 %s' % 'x' }}\n")
+    assert template.render(ticket={"number": "42"}) == ("42 ok",
+                                                        "012 abab     x 1024   y   v1.23456 x\n")
 
 
 def test_auto_reply_bomb_never_fails_the_mail(conf_dir, make_app, smtp_sink):
