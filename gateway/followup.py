@@ -24,6 +24,12 @@ from gateway.store.models import Article, Ticket
 from gateway.ticket_number import TicketNumbers
 
 MAX_MERGE_DEPTH = 50
+# Work per mail is bounded: a mail may name 100,000 Message-IDs (each one a query). Only the
+# newest References (the most specific: the mail it answers and its closest ancestors) and the
+# first In-Reply-To entries are looked up; an ID longer than any real one is not looked up.
+MAX_REFERENCES = 20
+MAX_IN_REPLY_TO = 5
+MAX_MESSAGE_ID = 998        # RFC 5322 line limit: no real Message-ID is longer
 
 
 @dataclass
@@ -101,6 +107,18 @@ def _follow_merges(session: Session, ticket: Ticket) -> tuple[Ticket, list[str]]
     return ticket, chain
 
 
+def lookup_ids(ids: list[str], limit: int, newest: bool) -> list[str]:
+    """At most ``limit`` distinct Message-IDs of ``ids`` worth a lookup, in lookup order:
+    newest first (the end of References) or in header order (In-Reply-To)."""
+    out: list[str] = []
+    for mid in (reversed(ids) if newest else ids):
+        if len(mid) <= MAX_MESSAGE_ID and mid not in out:
+            out.append(mid)
+            if len(out) == limit:
+                break
+    return out
+
+
 def find_ticket(session: Session, mail: ParsedMail, numbers: TicketNumbers,
                 settings: dict, lookups=()) -> FollowUpMatch | None:
     candidates: list[tuple[str, str, callable]] = []
@@ -116,9 +134,9 @@ def find_ticket(session: Session, mail: ParsedMail, numbers: TicketNumbers,
                 return _by_message_id(session, mid, lookups)
             return None
 
-        for mid in mail.in_reply_to:
+        for mid in lookup_ids(mail.in_reply_to, MAX_IN_REPLY_TO, newest=False):
             candidates.append(("in-reply-to", mid, by_reference))
-        for mid in reversed(mail.references):  # the newest reference is the most specific
+        for mid in lookup_ids(mail.references, MAX_REFERENCES, newest=True):
             candidates.append(("references", mid, by_reference))
     if settings["search_body"]:
         for number in numbers.find(mail.body):

@@ -8,6 +8,7 @@ composition root gave it (the notifier's, in order) in that same transaction.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -60,6 +61,11 @@ class Pipeline:
     """Holds the config-derived helpers and the parts it runs (pre-filters, after-apply
     hooks, message-ID lookups from gateway.app); one per loaded config (swapped on reload)."""
 
+    # Per-mail budget for decide(): a step that starts after it is used up is skipped and the
+    # mail is stored as a plain article (no follow-up search left, no commands, no auto-reply),
+    # with a note in its history. The caps in the steps keep each step well below it.
+    decide_budget = 5.0   # seconds
+
     def __init__(self, config: Config, parts: Parts):
         self.config = config
         self.numbers = TicketNumbers(config.ticket_number)
@@ -70,11 +76,30 @@ class Pipeline:
 
     def decide(self, session: Session, mail: ParsedMail, envelope: Envelope) -> Decision:
         decision = Decision(mail=mail, envelope=envelope)
-        for step in self.steps:
+        deadline = time.monotonic() + self.decide_budget
+        for done, step in enumerate(self.steps, 1):
             step(self, session, decision)
             if decision.action == "ignore":
                 break
+            if done < len(self.steps) and time.monotonic() > deadline:
+                self._over_budget(decision, step, self.steps[done:])
+                break
         return decision
+
+    def _over_budget(self, decision: Decision, last, skipped) -> None:
+        names = [getattr(s, "__name__", str(s)) for s in skipped]
+        decision.flags["processing_budget"] = {"after": getattr(last, "__name__", str(last)),
+                                               "skipped": names, "seconds": self.decide_budget}
+        decision.note("budget", f"processing budget of {self.decide_budget:g} s used up after "
+                                f"{getattr(last, '__name__', last)}; skipped: {', '.join(names)}"
+                                f"; stored as a plain article")
+        if decision.action in ("new_ticket", "new_ticket_closed") and \
+                not decision.settings.get("queue"):
+            decision.settings["queue"] = self.config.default_queue
+        decision.auto_response = None
+        decision.auto_response_suppressed = "processing budget used up"
+        why = f"processing budget used up after {getattr(last, '__name__', last)}"
+        decision.reason = f"{decision.reason}; {why}" if decision.reason else why
 
     def find_follow_up(self, session: Session, mail: ParsedMail) -> FollowUpMatch | None:
         return find_ticket(session, mail, self.numbers, self.config.follow_up,

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,23 +207,72 @@ def _smtp_auth(settings, agent, address, mail, envelope):
 _MUST_SIGN = (b"subject", b"in-reply-to", b"references")
 
 
+# Work per mail is bounded: a mail may carry thousands of DKIM-Signature headers (each one a
+# parse of the whole mail, a DNS lookup and an RSA check). Only signatures whose d= is the
+# agent's domain can prove anything; at most MAX_DKIM_CHECKS of them are verified, each key
+# lookup waits at most DKIM_DNS_TIMEOUT seconds, and no new check starts after DKIM_BUDGET.
+MAX_DKIM_CHECKS = 3
+DKIM_DNS_TIMEOUT = 2
+DKIM_BUDGET = 3.0
+_SIG_DOMAIN = re.compile(rb"(?:^|;)\s*d\s*=\s*([^;\s]*)")
+
+
+def _signature_domain(value: bytes) -> str:
+    """The d= tag of one DKIM-Signature value, read without verifying anything."""
+    m = _SIG_DOMAIN.search(re.sub(rb"\s+", b" ", value[:4096]))
+    return m.group(1).decode("ascii", "replace").lower().rstrip(".") if m else ""
+
+
+def _cached_dns(lookup):
+    """``lookup`` asked at most once per name for one mail (signatures sharing a selector, or
+    a slow resolver, cost one wait), with DKIM_DNS_TIMEOUT."""
+    answers: dict = {}
+
+    def dnsfunc(name, timeout=DKIM_DNS_TIMEOUT):
+        if name not in answers:
+            try:
+                answers[name] = (lookup(name, timeout=min(timeout, DKIM_DNS_TIMEOUT)), None)
+            except Exception as exc:  # noqa: BLE001 - given back to dkimpy for every asker
+                answers[name] = (None, exc)
+        value, exc = answers[name]
+        if exc is not None:
+            raise exc
+        return value
+
+    return dnsfunc
+
+
 def _dkim(settings, agent, address, mail, envelope):
     import dkim  # start-up time: dkimpy (and dnspython) only for agents' DKIM-signed mail
 
     want = domain_of(address)
     try:
         d = dkim.DKIM(mail.raw)
-        count = sum(1 for name, _ in d.headers if name.lower() == b"dkim-signature")
+        signatures = [value for name, value in d.headers if name.lower() == b"dkim-signature"]
     except Exception as exc:  # noqa: BLE001 - a malformed mail proves nothing
         return None, f"cannot read the message: {exc}"
-    if not count:
+    if not signatures:
         return None, "no DKIM-Signature"
     seen = []
-    for idx in range(count):
+    candidates = []
+    for idx, value in enumerate(signatures):
+        domain = _signature_domain(value)
+        if domain == want:
+            candidates.append(idx)
+        elif len(seen) < MAX_DKIM_CHECKS:
+            seen.append(f"signature {idx + 1} is for d={domain or '?'}, not {want}")
+    if len(candidates) > MAX_DKIM_CHECKS:
+        seen.append(f"{len(candidates)} signatures for d={want}: only the first "
+                    f"{MAX_DKIM_CHECKS} checked")
+    dnsfunc = _cached_dns(settings.dnsfunc or dkim.dnsplug.get_txt)
+    deadline = time.monotonic() + DKIM_BUDGET
+    for idx in candidates[:MAX_DKIM_CHECKS]:
+        if time.monotonic() > deadline:
+            seen.append(f"signature {idx + 1} not checked: DKIM time budget used up")
+            break
         try:
-            d = dkim.DKIM(mail.raw)
-            kwargs = {"dnsfunc": settings.dnsfunc} if settings.dnsfunc else {}
-            ok = d.verify(idx=idx, **kwargs)
+            d = dkim.DKIM(mail.raw, timeout=DKIM_DNS_TIMEOUT)
+            ok = d.verify(idx=idx, dnsfunc=dnsfunc)
             domain = (d.domain or b"").decode("ascii", "replace").lower()
         except Exception as exc:  # noqa: BLE001 - dkimpy raises on bad keys/signatures
             seen.append(f"signature {idx + 1} does not verify ({str(exc).split(' (got')[0]})")

@@ -6,6 +6,13 @@ from pathlib import Path
 
 import yaml
 
+# Hard limits, checked before anything is built, so a hostile or broken file is a Problem with
+# file:line instead of a traceback, an out-of-memory or a hung reload:
+MAX_FILE_BYTES = 1024 * 1024       # no real configuration file comes near this
+MAX_DEPTH = 64                     # nesting of mappings/sequences (the composer recurses)
+MAX_NODES = 100_000                # values after expanding aliases ("billion laughs")
+MAX_ALIASES = 1_000                # *alias uses per file
+
 
 class LineDict(dict):
     """A mapping that remembers the file, its own line and each key's line (1-based)."""
@@ -42,8 +49,23 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+# libyaml (C) when PyYAML has it: the pure-Python parser needs about 10 s per 100,000 values.
+_FAST = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """SafeLoader whose scanner refuses flow collections ([ {) nested beyond MAX_DEPTH: it
+    looks ahead over every open one, which is quadratic in their depth."""
+
+    def fetch_flow_collection_start(self, token_class):
+        if self.flow_level >= MAX_DEPTH:
+            raise yaml.scanner.ScannerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", self.get_mark())
+        super().fetch_flow_collection_start(token_class)
+
+
 def _loader_for(filename: str):
-    class Loader(yaml.SafeLoader):
+    class Loader(_FAST or _LimitedLoader):  # depth already checked by _check_shape
         pass
 
     def mapping(loader, node):
@@ -75,14 +97,57 @@ def _loader_for(filename: str):
     return Loader
 
 
+def _check_shape(text: str, name: str) -> None:
+    """Walk the parser's events (no recursion, nothing built) and refuse a document that is too
+    deep or whose aliases would expand beyond MAX_NODES values."""
+    stack: list[list] = [[0, None]]       # [expanded values so far, anchor] per open node
+    sizes: dict[str, int] = {}            # anchor -> expanded values of its node
+    aliases = 0
+
+    def too_big(mark, what):
+        raise ConfigError([Problem(name, mark.line + 1, what)])
+
+    def add(count, mark):
+        stack[-1][0] += count
+        if sum(entry[0] for entry in stack) > MAX_NODES:
+            too_big(mark, f"YAML too large: more than {MAX_NODES} values once aliases are "
+                          f"expanded (an alias bomb?)")
+
+    for event in yaml.parse(text, Loader=_FAST or _LimitedLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            if len(stack) > MAX_DEPTH:
+                too_big(event.start_mark, f"YAML nested deeper than {MAX_DEPTH} levels")
+            stack.append([1, event.anchor])
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            count, anchor = stack.pop()
+            if anchor is not None:
+                sizes[anchor] = count
+            add(count, event.start_mark)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+            add(1, event.start_mark)
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                too_big(event.start_mark, f"YAML uses more than {MAX_ALIASES} aliases")
+            # an unknown anchor is left to the loader, which reports it
+            add(sizes.get(event.anchor, 1), event.start_mark)
+
+
 def load_yaml(path: Path, display: str | None = None):
     """Parse one YAML file; syntax errors become a ConfigError naming file and line."""
     name = display or str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError([Problem(name, 0, f"file too large: {size} bytes (at most "
+                                                f"{MAX_FILE_BYTES})")])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(name, 0, f"cannot read: {exc}")]) from None
     try:
+        _check_shape(text, name)
         data = yaml.load(text, Loader=_loader_for(name))  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
