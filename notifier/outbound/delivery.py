@@ -264,6 +264,11 @@ async def _send_all(store, settings, rows: list[OutboundMail], token: str,
         await client.connect()
         if settings.get("username"):
             await client.login(settings["username"], _password(settings) or "")
+        if client.is_ehlo_or_helo_needed:       # the extensions (SMTPUTF8) are known after it
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
     except Exception as exc:  # noqa: BLE001 - nothing was sent: every row is retried
         code = getattr(exc, "code", None)
         status = "failed" if code and 500 <= code < 600 else "retry"
