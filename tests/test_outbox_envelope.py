@@ -166,13 +166,14 @@ def test_a_batch_longer_than_its_lease_keeps_its_rows(conf_dir, make_app, sink_f
                                                      database):
     class Slow(RecordingSink):
         async def handle_DATA(self, server, session, envelope):
-            await asyncio.sleep(0.4)
+            # one DATA alone outlasts the lease; the six together take over three leases
+            await asyncio.sleep(1.5 if envelope.rcpt_tos == ["slow2@example.org"] else 0.4)
             return await super().handle_DATA(server, session, envelope)
 
     controller, handler = sink_factory(Slow())
     use_sink(conf_dir, controller, ", lease: 1, batch: 6")
     app = make_app(database=database)
-    queue_to(app, [f"slow{i}@example.org" for i in range(6)])   # ~2.4 s: over twice the lease
+    queue_to(app, [f"slow{i}@example.org" for i in range(6)])
     others = []
     stop = threading.Event()
 

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 import aiosmtplib
 import idna
-from sqlalchemy import bindparam, or_, select, text, update
+from sqlalchemy import bindparam, or_, select, text
 
 from gateway.failpoints import failpoint
 from gateway.store.models import OutboundMail, Ticket
@@ -199,23 +199,39 @@ def _record_one(session, store, settings, token: str, result: Result, clock: dat
     return True
 
 
-def record(store, settings, token: str, results: list[Result], now: datetime | None = None,
-           renew: bool = False, clock: _Clock | None = None) -> None:
+def record(store, settings, token: str, results: list[Result],
+           now: datetime | None = None) -> None:
     """Commit ``results`` in one short transaction, each only on a row still leased under
-    ``token``; with ``renew``, extend the lease of the token's rows not yet recorded (by the
-    database's clock, which ``clock`` is then synchronised with)."""
+    ``token``."""
     with store.session() as session:
-        if now is None:
-            now = db_now(session)
-            if clock is not None:
-                clock.sync(now)
-        clock = now
+        clock = now or db_now(session)
         for result in results:
             _record_one(session, store, settings, token, result, clock)
-        if renew:
-            session.execute(update(OutboundMail).where(
-                OutboundMail.lease_token == token, OutboundMail.status == "pending")
-                .values(claimed_until=clock + timedelta(seconds=settings["lease"])))
+
+
+def renew(store, settings, token: str, now: datetime | None = None,
+          clock: _Clock | None = None) -> int:
+    """Extend the lease of the rows still claimed under ``token`` by ``lease`` seconds from
+    the database's clock (which ``clock`` is synchronised with); how many rows that was."""
+    with store.session() as session:
+        db_time = now or db_now(session)
+        if clock is not None and now is None:
+            clock.sync(db_time)
+        return session.execute(_OUTBOUND.update().where(
+            _OUTBOUND.c.lease_token == token, _OUTBOUND.c.status == "pending")
+            .values(claimed_until=db_time + timedelta(seconds=settings["lease"]))).rowcount
+
+
+async def _keep_leased(store, settings, token: str, now: datetime | None,
+                       clock: _Clock) -> None:
+    """While a batch is being sent: renew its lease every third of the lease, in a thread
+    (a slow DATA or a waiting write lock does not let the lease run out meanwhile)."""
+    while True:
+        await asyncio.sleep(settings["lease"] / 3)
+        try:
+            await asyncio.to_thread(renew, store, settings, token, now, clock)
+        except Exception:  # noqa: BLE001 - try again next time; the lease is still running
+            log.exception("outbound: renewing the lease of a batch failed")
 
 
 # -- sending --------------------------------------------------------------------------------------
@@ -277,18 +293,13 @@ async def _send_all(store, settings, rows: list[OutboundMail], token: str,
         client.close()
         return results
     results: list[Result] = []
-    renew_every = settings["lease"] / 3
-    renewed = time.monotonic()
     clock = _Clock(store, now)
+    keeper = asyncio.create_task(_keep_leased(store, settings, token, now, clock))
     try:
         for row in rows:
             result, usable = await _send_one(client, row)
             if result.status == "sent":
                 failpoint("OUTBOX_AFTER_250")   # crash tests: the server has it, not recorded
-            if time.monotonic() - renewed > renew_every:
-                record(store, settings, token, [result], now, renew=True, clock=clock)
-                renewed = time.monotonic()
-            elif result.status == "sent":
                 record_sent(store, token, row.id, clock.now())
             else:
                 record(store, settings, token, [result], now)
@@ -296,6 +307,7 @@ async def _send_all(store, settings, rows: list[OutboundMail], token: str,
             if not usable:
                 break
     finally:
+        keeper.cancel()
         try:
             await client.quit()
         except Exception:  # noqa: BLE001 - the connection may already be gone
