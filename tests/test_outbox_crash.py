@@ -2,7 +2,7 @@
 they deliver 500 queued mails into an aiosmtpd sink, half of them at the worst moment (a fail
 point right after a server's 250, before it is recorded), half at random moments. Afterwards
 every row is sent, every mail reached the sink, at most one mail per kill arrived twice, and
-the whole run is bounded in time."""
+the whole run is bounded in time. On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import email
@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from gateway.store.models import OutboundMail
@@ -31,14 +32,20 @@ def statuses(app) -> Counter:
                                       .group_by(OutboundMail.status)).all()))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, db_url):
+    return request.getfixturevalue("postgres_url") if request.param == "postgresql" else db_url
+
+
 def test_kills_while_sending_give_at_most_one_duplicate_each_and_nothing_stuck(
-        conf_dir, make_app, smtp_sink, db_url):
+        conf_dir, make_app, smtp_sink, database):
+    db_url = database
     controller, handler = smtp_sink
     path = conf_dir / "ticketgate.yaml"
     path.write_text(path.read_text() + f"\noutbound: {{host: 127.0.0.1, port: "
                                        f"{controller.port}, lease: {LEASE}, batch: 20, "
                                        f"timeout: 10}}\n")
-    app = make_app()
+    app = make_app(database=db_url)
     with app.store.session() as session:
         for i in range(MAILS):
             msg = message.build(fqdn=app.config.fqdn, from_addr="support@example.com",
