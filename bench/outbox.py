@@ -21,7 +21,7 @@ def main() -> None:
 
     from gateway.app import open_app
     from notifier import message
-from notifier.outbound import delivery, queue
+    from notifier.outbound import delivery, queue
     from tests.conftest import SinkHandler, free_port
 
     ap = argparse.ArgumentParser()

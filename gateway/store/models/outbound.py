@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text,
+                        UniqueConstraint, false)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.models.base import Base, UTCDateTime, utcnow
@@ -30,6 +31,11 @@ class OutboundMail(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # the claim that leases the row (a fresh random token per claim, by the database's clock
+    # in claimed_until); a result is recorded only while the row still carries this token
+    lease_token: Mapped[str | None] = mapped_column(String(36), index=True)
+    # the mail needs SMTPUTF8 (UTF-8 in its headers); set by whoever builds the mail
+    smtputf8: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
