@@ -232,8 +232,9 @@ _PG_TRANSIENT_CLASSES = ("08", "53", "58")
 _PG_UNAVAILABLE_CLASSES = ("08", "53", "57P", "58")
 # SQLite primary result codes: busy/locked (another writer past the busy timeout), out of
 # memory, read-only database, disk I/O error, disk full, cannot open, lock protocol.
+# SQLite locks the whole database: busy for one mail is busy for the next, so every transient
+# code also means "stop draining".
 _SQLITE_TRANSIENT_CODES = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
-_SQLITE_UNAVAILABLE_CODES = frozenset({7, 8, 10, 13, 14, 15})
 
 
 def _driver_error(exc: BaseException) -> BaseException:
@@ -261,7 +262,8 @@ def _classify(exc: BaseException) -> tuple[bool, bool]:
         if code is None:
             return False, False
         primary = code & 0xFF
-        return primary in _SQLITE_TRANSIENT_CODES, primary in _SQLITE_UNAVAILABLE_CODES
+        transient = primary in _SQLITE_TRANSIENT_CODES
+        return transient, transient
     return False, False
 
 
@@ -273,9 +275,9 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Is the store away for every mail (connection lost, disk full, read-only, shut down),
-    so draining the queue further is pointless until later? A lock conflict or deadlock
-    concerns one transaction and is not."""
+    """Is the store away for every mail (connection lost, disk full, read-only, shut down,
+    SQLite's database-wide lock busy), so draining the queue further is pointless until later?
+    A PostgreSQL lock conflict or deadlock concerns one transaction and is not."""
     return _classify(exc)[1]
 
 
