@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
-from gateway.intake import accept, accept_many
+from gateway.intake import Envelope, accept, accept_many
 from gateway.processing import process_pending
 from gateway.store import db
 from gateway.store.models import Article, InboundMail, Ticket
@@ -50,6 +50,10 @@ def test_hostile_mails_are_stored_on_both_databases(any_app):
     app = any_app
     mails = hostile_mails()
     ids = {name: accept(app.store, raw, None).inbound_id for name, raw in mails.items()}
+    long_sender = "b" * 1200 + "@customer.test"   # SMTP MAIL FROM / pipe --sender
+    mails["long_envelope"] = make_mail(subject="long envelope sender")
+    ids["long_envelope"] = accept(app.store, mails["long_envelope"], Envelope(
+        mail_from=long_sender, rcpt_to=["support@example.com\x00"])).inbound_id
     good = accept(app.store, make_mail(subject="good mail behind them")).inbound_id
     outcomes = {o.inbound_id: o for o in process_pending(app.store, app.pipeline)}
     assert {name: outcomes[i].status for name, i in ids.items()} == \
@@ -70,6 +74,7 @@ def test_hostile_mails_are_stored_on_both_databases(any_app):
         assert s.get(InboundMail, ids["nul_in_message_id"]).message_id == \
             "abc\ufffddef@customer.test"
         assert len(s.get(InboundMail, ids["long_message_id"]).message_id) <= 998
+        assert s.get(InboundMail, ids["long_envelope"]).envelope_from == long_sender[:998]
 
 
 def test_lookups_with_a_nul_find_the_sanitised_value(any_app):
