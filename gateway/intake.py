@@ -69,7 +69,8 @@ def message_id_of(raw: bytes) -> str | None:
     m = _MSGID.search(head)
     if not m:
         return None
-    return m.group(1).decode("ascii", "replace").strip().strip("<>")[:998] or None
+    # RFC 6532 allows UTF-8; the store's flush makes the value storable (NUL, length)
+    return m.group(1).decode("utf-8", "replace").strip().strip("<>")[:998] or None
 
 
 def _inbound_row(raw: bytes, key: str, envelope: Envelope) -> InboundMail:

@@ -73,12 +73,19 @@ def test_ingest_database_locked_exits_75_and_mail_is_not_acknowledged(conf_dir, 
         holder.close()
     assert r.returncode == 75, r.stderr
     assert rows(db_url, "select count(*) from inbound_mail") == [(1,)]
+    # one line with the cause for the MTA's log: no SQL statement, no parameters (the mail)
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("ticketgate ingest: temporary failure storing the mail")
+    assert "database is locked" in lines[0]
+    assert "INSERT" not in lines[0] and "parameters" not in lines[0] and "blocked" not in lines[0]
 
 
 def test_unreachable_postgres_exits_75(conf_dir):
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
     r = tg(conf_dir, url, "ingest", stdin=make_mail())
     assert r.returncode == 75, r.stderr
+    assert len(r.stderr.decode().strip().splitlines()) == 1, r.stderr
 
 
 def test_crash_between_commit_and_processing_is_recovered(conf_dir, db_url):

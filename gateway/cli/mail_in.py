@@ -19,7 +19,7 @@ def cmd_ingest(args) -> int:
     from gateway.failpoints import failpoint
     from gateway.intake import Envelope, accept
     from gateway.processing import process_inbound, process_pending
-    from gateway.store.db import is_transient
+    from gateway.store.db import describe_error, is_transient
 
     raw = sys.stdin.buffer.read()
     if not raw.strip():
@@ -32,7 +32,8 @@ def cmd_ingest(args) -> int:
               file=sys.stderr)
         return EX_TEMPFAIL
     except Exception as exc:  # noqa: BLE001
-        print(f"ticketgate ingest: cannot open the store, try again later: {exc}", file=sys.stderr)
+        print(f"ticketgate ingest: cannot open the store, try again later: "
+              f"{describe_error(exc)}", file=sys.stderr)
         return EX_TEMPFAIL
     try:
         envelope = Envelope(source="pipe", mail_from=args.sender,
@@ -40,9 +41,11 @@ def cmd_ingest(args) -> int:
                             queue=args.queue)
         accepted = accept(app.store, raw, envelope)
     except Exception as exc:  # noqa: BLE001
+        # one line with the cause: the MTA logs it, and the SQL with its parameters would
+        # quote the whole mail there
         kind = "temporary" if is_transient(exc) else "unexpected"
-        print(f"ticketgate ingest: {kind} failure storing the mail, try again later: {exc}",
-              file=sys.stderr)
+        print(f"ticketgate ingest: {kind} failure storing the mail, try again later: "
+              f"{describe_error(exc)}", file=sys.stderr)
         return EX_TEMPFAIL
     failpoint("AFTER_ACCEPT")
     # The mail is committed: from here on we exit 0 whatever happens; a mail we could not
@@ -53,8 +56,9 @@ def cmd_ingest(args) -> int:
     if outcome.status in ("done", "ignored"):
         print(f"{outcome.action} {outcome.ticket_number or ''}".strip())
     elif outcome.status != "skipped":
+        error = (outcome.error or "").splitlines()[0] if outcome.error else ""
         print(f"mail {accepted.inbound_id} stored but not processed yet ({outcome.status}: "
-              f"{outcome.error})", file=sys.stderr)
+              f"{error})", file=sys.stderr)
     try:
         process_pending(app.store, app.pipeline, limit=args.drain)
     except Exception:  # noqa: BLE001 - best effort backlog drain
