@@ -295,7 +295,9 @@ class Daemon:
             self.worker_runs += 1
             self.last_worker_run = time.time()
             self.processed += sum(o.status in ("done", "ignored") for o in outcomes)
-            if len(outcomes) < limit or any(o.status == "transient" for o in outcomes):
+            # the store is away, or nothing moved (every mail left pending): wait for a wake
+            if len(outcomes) < limit or any(o.unavailable for o in outcomes) or \
+                    all(o.status == "transient" for o in outcomes):
                 return
 
     # ---- status, watchdog ---------------------------------------------------------------------
