@@ -75,13 +75,13 @@ class GroupCommitter:
                 except Exception as exc:  # noqa: BLE001 - each waiting client answers 451
                     if len(batch) == 1 or is_transient(exc):
                         log.error("group commit of %d mail(s) failed: %s", len(batch),
-                                  _short(exc))
+                                  short_error(exc))
                         for _, _, future in batch:
                             if not future.done():
                                 future.set_exception(exc)
                         continue
                     log.warning("group commit of %d mails failed (%s): committing each alone",
-                                len(batch), _short(exc))
+                                len(batch), short_error(exc))
                     self.retried_alone += 1
                     results = await loop.run_in_executor(self._executor, self._one_by_one,
                                                          store, batch)
@@ -99,7 +99,8 @@ class GroupCommitter:
             try:
                 out.append(accept(store, raw, env))
             except Exception as exc:  # noqa: BLE001 - this mail's 451, nobody else's
-                log.error("mail from <%s> could not be stored: %s", env.mail_from, _short(exc))
+                log.error("mail from <%s> could not be stored: %s", env.mail_from,
+                          short_error(exc))
                 out.append(exc)
         return out
 
@@ -138,7 +139,7 @@ class GroupCommitter:
         self._executor.shutdown(wait=True)
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     """One line naming the error, never the SQL statement and parameters (which quote the mail)."""
     text = str(getattr(exc, "orig", None) or exc).splitlines()
     return f"{type(exc).__name__}: {text[0][:200] if text else ''}"

@@ -4,6 +4,9 @@ Replies (one table, see REPLIES): a recipient that is neither a system address n
 configured catch-all domain gets 550 5.1.1 (no open relay); a mail over ``max_message_size``
 gets 552 (announced in EHLO SIZE); any failure to commit gets 451 4.3.0 -- never 250 before the commit,
 never a 5xx for our own trouble. LMTP answers once per accepted recipient after DATA.
+``<postmaster>`` is always accepted (RFC 5321 4.5.1). DATA lines longer than 1,000 bytes are
+accepted up to the size limit and stored byte-exact. Slow clients cannot hold the slots: see
+Gate (per-IP limit, stalled clients give their slot to new ones, minimum data rate).
 Database work runs off the event loop through the group committer (batch.py).
 
 Config keys (ticketgate.yaml ``listeners``): see gateway/ingest/config.py LISTENER_KEYS.
@@ -24,7 +27,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from gateway.ingest.config import ListenerConf
 from gateway.intake import Envelope
-from gateway.ingest.batch import GroupCommitter
+from gateway.ingest.batch import GroupCommitter, short_error
 from gateway.ingest.source import SourceContext
 
 log = logging.getLogger("ticketgate.smtp")
@@ -154,9 +157,9 @@ class IngestHandler:
             accepted = await self.committer.submit(raw, env)
         except Exception as exc:  # noqa: BLE001 - our trouble is never a 5xx nor a silent drop
             self.stats.tempfailed += 1
-            self.stats.last_error, self.stats.last_error_at = str(exc)[:300], time.time()
+            self.stats.last_error, self.stats.last_error_at = short_error(exc), time.time()
             log.error("listener %s: 451 for mail from <%s>: %s", self.listener.name,
-                      envelope.mail_from, exc)
+                      envelope.mail_from, short_error(exc))
             return "\r\n".join([REPLIES["tempfail"]] * n_rcpt)
         self.stats.accepted += 1
         self.stats.duplicates += accepted.duplicate
@@ -226,11 +229,12 @@ class Gate:
 
     def admit(self, conn) -> bool:
         """Take a slot for ``conn`` (freeing an idle one if need be); False: answer 421."""
-        if len(self.conns) >= self.max and not self._evict(self.conns):
-            self.refused += 1
-            return False
+        # the address first: a slot freed there is also a slot freed for the listener
         if self.by_ip.get(conn.tg_ip, 0) >= self.per_ip and not self._evict(
                 [c for c in self.conns if c.tg_ip == conn.tg_ip]):
+            self.refused += 1
+            return False
+        if len(self.conns) >= self.max and not self._evict(self.conns):
             self.refused += 1
             return False
         self.conns.add(conn)
