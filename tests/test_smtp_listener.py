@@ -292,3 +292,24 @@ def test_config_errors_name_file_and_line(conf_dir):
                    "unknown key 'bogus'"):
         assert needle in text, (needle, text)
     assert "ticketgate.yaml:" in text
+
+
+def test_postmaster_is_accepted(running):
+    """RFC 5321 4.5.1: <postmaster> and postmaster@<a domain we receive for> are accepted (and
+    become a ticket like mail to a catch-all address); postmaster@ a foreign domain is not."""
+    app, r = running("{name: mx, port: %d}" % free_port())
+    with socket.create_connection(("127.0.0.1", r.port()), timeout=10) as s:
+        f = s.makefile("rwb")
+        replies = _converse(f, ["EHLO c", "MAIL FROM:<mailer-daemon@customer.test>",
+                                "RCPT TO:<Postmaster>", "RCPT TO:<postmaster@example.com>",
+                                "RCPT TO:<postmaster@elsewhere.test>", "DATA"])
+        assert [x[:3] for x in replies[1:]] == [b"250", b"250", b"250", b"550", b"354"]
+        f.write(make_mail(to="postmaster@example.com", subject="Abuse report",
+                          msgid="pm@customer.test") + b".\r\n")
+        f.flush()
+        assert f.readline().startswith(b"250 2.0.0")
+    with app.store.session() as s:
+        row = s.execute(select(InboundMail)).scalar_one()
+        assert row.envelope_to == ["Postmaster", "postmaster@example.com"]
+    ticket = wait_for(lambda: _ticket(app, "Abuse report"))
+    assert ticket is not None

@@ -53,6 +53,14 @@ LISTENER_KEYS = {
     "max_messages_per_connection": Key(int, 1000, "mails per connection (421 above)",
                                        check=positive),
     "timeout": Key(int, 300, "idle seconds before a connection is dropped", check=positive),
+    # defences against slow clients (slowloris), see gateway/ingest/smtp.py Gate
+    "max_connections_per_ip": Key(int, 50, "concurrent connections from one IP address; "
+                                           "more get 421", check=positive),
+    "stress_timeout": Key(int, 10, "idle seconds before DATA after which a client gives up "
+                                   "its slot when the listener is 3/4 full or a new client "
+                                   "needs it", check=positive),
+    "min_data_rate": Key(int, 500, "bytes per second a client must keep up in DATA (after "
+                                   "10 s); slower ones get 421", check=positive),
 }
 ACCOUNT_KEYS = {
     "name": Key(str, REQUIRED, "account name; the mail's source is imap:NAME",

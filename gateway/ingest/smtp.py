@@ -4,6 +4,9 @@ Replies (one table, see REPLIES): a recipient that is neither a system address n
 configured catch-all domain gets 550 5.1.1 (no open relay); a mail over ``max_message_size``
 gets 552 (announced in EHLO SIZE); any failure to commit gets 451 4.3.0 -- never 250 before the commit,
 never a 5xx for our own trouble. LMTP answers once per accepted recipient after DATA.
+``<postmaster>`` is always accepted (RFC 5321 4.5.1). DATA lines longer than 1,000 bytes are
+accepted up to the size limit and stored byte-exact. Slow clients cannot hold the slots: see
+Gate (per-IP limit, stalled clients give their slot to new ones, minimum data rate).
 Database work runs off the event loop through the group committer (batch.py).
 
 Config keys (ticketgate.yaml ``listeners``): see gateway/ingest/config.py LISTENER_KEYS.
@@ -24,7 +27,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from gateway.ingest.config import ListenerConf
 from gateway.intake import Envelope
-from gateway.ingest.batch import GroupCommitter
+from gateway.ingest.batch import GroupCommitter, short_error
 from gateway.ingest.source import SourceContext
 
 log = logging.getLogger("ticketgate.smtp")
@@ -38,6 +41,9 @@ REPLIES = {
     "too_many_conns": "421 4.7.0 Error: too many connections, try again later",
     "tempfail": "451 4.3.0 Error: local trouble storing the mail, try again later",
     "shutdown": "421 4.3.2 Service shutting down, try again later",
+    "too_big": "552 5.3.4 Error: message file too big",
+    "idle": "421 4.4.2 Error: timeout exceeded, slot needed by another client",
+    "too_slow": "421 4.4.2 Error: data rate too low",
 }
 
 
@@ -95,12 +101,21 @@ class IngestHandler:
         self.stats = stats or Stats()
         self.closing = False
 
-    def recipient_ok(self, address: str) -> bool:
+    def recipient_ok(self, address: str, hostname: str = "") -> bool:
         address = address.strip().strip("<>")
-        if self.config_of().system_address(address) is not None:
+        config = self.config_of()
+        if config.system_address(address) is not None:
             return True
-        domain = address.rpartition("@")[2].lower()
-        return bool(domain) and domain in self.listener.catch_all_domains
+        local, _, domain = address.rpartition("@") if "@" in address else (address, "", "")
+        domain = domain.lower()
+        if domain and domain in self.listener.catch_all_domains:
+            return True
+        # RFC 5321 4.5.1: <postmaster> (no domain) and postmaster@ each domain we receive for
+        # must be accepted; such a mail is handled like one to a catch-all address
+        if local.lower() == "postmaster":
+            return not domain or domain == hostname.lower() or domain in {
+                sa.address.rpartition("@")[2].lower() for sa in config.system_addresses}
+        return False
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if self.closing:
@@ -115,7 +130,7 @@ class IngestHandler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= self.listener.max_recipients:
             return REPLIES["too_many_rcpts"]
-        if not self.recipient_ok(address):
+        if not self.recipient_ok(address, getattr(server, "hostname", "")):
             self.stats.rejected += 1
             log.info("listener %s: refused recipient <%s> from %s", self.listener.name,
                      address, session.peer[0] if session.peer else "?")
@@ -125,6 +140,8 @@ class IngestHandler:
         return REPLIES["rcpt_ok"]
 
     async def handle_DATA(self, server, session, envelope):
+        if hasattr(server, "tg_data_done"):
+            server.tg_data_done()
         session.tg_mails = getattr(session, "tg_mails", 0) + 1
         n_rcpt = len(envelope.rcpt_tos) if self.listener.protocol == "lmtp" else 1
         raw = envelope.original_content or envelope.content
@@ -140,9 +157,9 @@ class IngestHandler:
             accepted = await self.committer.submit(raw, env)
         except Exception as exc:  # noqa: BLE001 - our trouble is never a 5xx nor a silent drop
             self.stats.tempfailed += 1
-            self.stats.last_error, self.stats.last_error_at = str(exc)[:300], time.time()
+            self.stats.last_error, self.stats.last_error_at = short_error(exc), time.time()
             log.error("listener %s: 451 for mail from <%s>: %s", self.listener.name,
-                      envelope.mail_from, exc)
+                      envelope.mail_from, short_error(exc))
             return "\r\n".join([REPLIES["tempfail"]] * n_rcpt)
         self.stats.accepted += 1
         self.stats.duplicates += accepted.duplicate
@@ -172,23 +189,142 @@ class IngestHandler:
         return line.encode("ascii", "replace")
 
 
-def _limited(base):
-    class Limited(base):
-        """Adds a per-listener connection limit (421 above it)."""
+# Commands that cost us nothing and prove nothing: a client may not keep its slot by repeating
+# them (aiosmtpd answers 421 and hangs up above the budget); other commands are not limited.
+CALL_LIMITS = {"NOOP": 20, "RSET": 100, "HELP": 10, "VRFY": 10, "EXPN": 10, "*": 10**9}
+SWEEP_EVERY = 1.0        # seconds between checks of idle and slow connections
+DATA_GRACE = 10.0        # seconds of DATA before the minimum data rate applies
+STRESS_SHARE = 0.75      # a listener this full (of max_connections) is under stress
+EVICT_IDLE = 2.0         # a stalled client this long gives its slot to a new one when full
 
-        def __init__(self, handler, *, gate, **kw):
-            super().__init__(handler, **kw)
+
+class Gate:
+    """The connection slots of one listener (Postfix-like defences against slow clients).
+
+    At most ``max_connections`` in all and ``max_connections_per_ip`` from one address. When
+    either is reached, a new client takes the slot of the client that has been stalled longest
+    (no complete command for EVICT_IDLE s, or in DATA below ``min_data_rate``); only when no
+    client is stalled does it get 421. Under stress (3/4 of the slots taken) a client that has
+    sent no complete command for ``stress_timeout`` s is dropped; in DATA a client must keep up
+    ``min_data_rate`` bytes/s (after DATA_GRACE s). A client waiting while we store its mail is
+    never dropped."""
+
+    def __init__(self, conf: ListenerConf):
+        self.max = conf.max_connections
+        self.per_ip = min(conf.max_connections_per_ip, conf.max_connections)
+        self.stress_timeout = min(conf.stress_timeout, conf.timeout)
+        self.min_data_rate = conf.min_data_rate
+        self.conns: set = set()
+        self.by_ip: dict[str, int] = {}
+        self.dropped_idle = 0
+        self.dropped_slow = 0
+        self.refused = 0
+
+    @property
+    def active(self) -> int:
+        return len(self.conns)
+
+    def stressed(self) -> bool:
+        return len(self.conns) >= max(1, int(self.max * STRESS_SHARE))
+
+    def admit(self, conn) -> bool:
+        """Take a slot for ``conn`` (freeing an idle one if need be); False: answer 421."""
+        # the address first: a slot freed there is also a slot freed for the listener
+        if self.by_ip.get(conn.tg_ip, 0) >= self.per_ip and not self._evict(
+                [c for c in self.conns if c.tg_ip == conn.tg_ip]):
+            self.refused += 1
+            return False
+        if len(self.conns) >= self.max and not self._evict(self.conns):
+            self.refused += 1
+            return False
+        self.conns.add(conn)
+        self.by_ip[conn.tg_ip] = self.by_ip.get(conn.tg_ip, 0) + 1
+        return True
+
+    def release(self, conn) -> None:
+        if conn in self.conns:
+            self.conns.discard(conn)
+            left = self.by_ip.get(conn.tg_ip, 1) - 1
+            if left > 0:
+                self.by_ip[conn.tg_ip] = left
+            else:
+                self.by_ip.pop(conn.tg_ip, None)
+
+    def _stalled_since(self, conn, now: float) -> float | None:
+        """When ``conn`` last made progress, if it is stalled: before DATA, no complete command
+        for EVICT_IDLE s; in DATA, below ``min_data_rate`` after EVICT_IDLE s. Else None."""
+        if conn.tg_phase == "command":
+            return conn.tg_progress if now - conn.tg_progress >= EVICT_IDLE else None
+        if conn.tg_phase == "data":
+            elapsed = now - conn.tg_data_start
+            if elapsed >= EVICT_IDLE and (conn.tg_bytes - conn.tg_data_bytes0
+                                          < self.min_data_rate * elapsed):
+                return conn.tg_data_start
+        return None                      # busy: we are storing its mail
+
+    def _evict(self, candidates) -> bool:
+        """Free the slot of the client stalled the longest, for a new client."""
+        now = time.monotonic()
+        stalled = [(since, id(c), c) for c in candidates
+                   if (since := self._stalled_since(c, now)) is not None]
+        if not stalled:
+            return False
+        victim = min(stalled)[2]
+        if victim.tg_phase == "data":
+            self.dropped_slow += 1
+            victim.tg_drop(REPLIES["too_slow"])
+        else:
+            self.dropped_idle += 1
+            victim.tg_drop(REPLIES["idle"])
+        return True
+
+    def sweep(self) -> None:
+        """Drop clients idle too long under stress and clients too slow in DATA."""
+        now, stressed = time.monotonic(), self.stressed()
+        for conn in list(self.conns):
+            if conn.tg_phase == "data":
+                elapsed = now - conn.tg_data_start
+                if elapsed > DATA_GRACE and (conn.tg_bytes - conn.tg_data_bytes0
+                                             < self.min_data_rate * elapsed):
+                    self.dropped_slow += 1
+                    conn.tg_drop(REPLIES["too_slow"])
+            elif (stressed and conn.tg_phase == "command"
+                  and now - conn.tg_progress >= self.stress_timeout):
+                self.dropped_idle += 1
+                conn.tg_drop(REPLIES["idle"])
+
+
+def _guarded(base):
+    class Guarded(base):
+        """aiosmtpd protocol plus the listener's Gate, long DATA lines and progress tracking."""
+
+        def __init__(self, handler, *, gate: Gate, **kw):
+            super().__init__(handler, command_call_limit=CALL_LIMITS, **kw)
             self._gate = gate
             self._counted = False
+            # The stream reader keeps aiosmtpd's 1001-byte limit for command lines; during DATA
+            # it is raised so that a line may be as long as the whole mail (RFC 5321's 1000 is
+            # a limit for senders; Postfix accepts longer lines too). Stored byte-exact.
+            self._data_line_limit = (self.data_size_limit or 2**31) + 2
+            self.line_length_limit = self._data_line_limit
+            self.tg_ip = "?"
+            self.tg_phase = "command"        # command | data | busy (we are storing the mail)
+            self.tg_progress = time.monotonic()
+            self.tg_bytes = 0
+            self.tg_data_bytes0 = 0
+            self.tg_data_start = 0.0
 
         def connection_made(self, transport):
             if not self._counted and not self._tls_protocol:
-                if self._gate["active"] >= self._gate["max"]:
+                peer = transport.get_extra_info("peername")
+                self.tg_ip = str(peer[0]) if peer else "?"
+                if not self._gate.admit(self):
+                    log.info("listener: 421 to %s (%d connections, %d from this address)",
+                             self.tg_ip, self._gate.active, self._gate.by_ip.get(self.tg_ip, 0))
                     transport.write((REPLIES["too_many_conns"] + "\r\n").encode())
                     transport.close()
                     self._refused = True
                     return
-                self._gate["active"] += 1
                 self._counted = True
                 self.event_handler.stats.connections += 1
             super().connection_made(transport)
@@ -197,14 +333,56 @@ def _limited(base):
             if getattr(self, "_refused", False):
                 return
             if self._counted:
-                self._gate["active"] -= 1
+                self._gate.release(self)
                 self._counted = False
             super().connection_lost(exc)
 
-    return Limited
+        def data_received(self, data):
+            self.tg_bytes += len(data)
+            if self.tg_phase == "data":
+                self._reset_timeout()        # in DATA, ``timeout`` is an idle limit
+            super().data_received(data)
+
+        def _reset_timeout(self, duration=None):
+            # called by aiosmtpd on connect and after every complete, valid command
+            if self.tg_phase == "command":
+                self.tg_progress = time.monotonic()
+            super()._reset_timeout(duration)
+
+        def tg_drop(self, reply: str) -> None:
+            """Hang up on this client (a Gate decision): its slot is free right away."""
+            log.info("listener: %s to %s", reply.split(" ", 2)[-1], self.tg_ip)
+            self._gate.release(self)
+            self._counted = False
+            if self.transport is not None:
+                self.transport.write((reply + "\r\n").encode())
+                self.transport.close()
+
+        async def smtp_DATA(self, arg):
+            self.tg_phase, self.tg_data_start = "data", time.monotonic()
+            self.tg_data_bytes0 = self.tg_bytes
+            self._reader._limit = self._data_line_limit
+            try:
+                await super().smtp_DATA(arg)
+            finally:
+                self._reader._limit = base.line_length_limit
+                self.tg_phase = "command"
+                self.tg_progress = time.monotonic()
+
+        def tg_data_done(self) -> None:
+            """The whole mail is in; from now on the client waits for us."""
+            self.tg_phase = "busy"
+
+        async def push(self, status):
+            if self.tg_phase == "data" and isinstance(status, str) and status.startswith(
+                    "500 Line too long"):
+                status = REPLIES["too_big"]  # only a line longer than the size limit gets here
+            await super().push(status)
+
+    return Guarded
 
 
-LimitedSMTP, LimitedLMTP = _limited(SMTP), _limited(LMTP)
+GuardedSMTP, GuardedLMTP = _guarded(SMTP), _guarded(LMTP)
 
 
 def tls_context(listener: ListenerConf) -> ssl.SSLContext | None:
@@ -227,12 +405,13 @@ class Listener:
         self.handler = IngestHandler(conf, committer, config_of, self.stats)
         self.hostname = hostname or socket.getfqdn()
         self.server: asyncio.base_events.Server | None = None
-        self._gate = {"active": 0, "max": conf.max_connections}
+        self._gate = Gate(conf)
+        self._sweeper: asyncio.Task | None = None
         self._tls = tls_context(conf)
         self._users = load_users(conf.auth_users_file)
 
     def _factory(self):
-        cls = LimitedLMTP if self.conf.protocol == "lmtp" else LimitedSMTP
+        cls = GuardedLMTP if self.conf.protocol == "lmtp" else GuardedSMTP
         kw = dict(gate=self._gate, data_size_limit=self.conf.max_message_size,
                   hostname=self.hostname, ident="ticketgate", timeout=self.conf.timeout,
                   enable_SMTPUTF8=True, decode_data=False, tls_context=self._tls,
@@ -248,7 +427,7 @@ class Listener:
 
     @property
     def active(self) -> int:
-        return self._gate["active"]
+        return self._gate.active
 
     def wake(self) -> None:
         """Nothing to fetch: clients deliver to us."""
@@ -257,8 +436,17 @@ class Listener:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(self._factory, host=self.conf.host,
                                                port=self.conf.port, reuse_address=True)
+        self._sweeper = loop.create_task(self._sweep(), name=f"sweep-{self.conf.name}")
         log.info("listener %s: %s on %s:%s%s", self.conf.name, self.conf.protocol.upper(),
                  self.conf.host, self.port, " (STARTTLS)" if self._tls else "")
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            try:
+                self._gate.sweep()
+            except Exception:  # noqa: BLE001 - the sweeper must survive any one connection
+                log.exception("listener %s: sweep failed", self.conf.name)
 
     @property
     def port(self) -> int:
@@ -272,6 +460,8 @@ class Listener:
             return
         self.handler.closing = True
         self.server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         end = time.monotonic() + grace
         while self.active and time.monotonic() < end:
             await asyncio.sleep(0.05)
@@ -286,7 +476,9 @@ class Listener:
                 "auth": bool(self._users), "active_connections": self.active,
                 "connections": s.connections, "accepted": s.accepted,
                 "duplicates": s.duplicates, "rejected_recipients": s.rejected,
-                "tempfailed": s.tempfailed, "last_error": s.last_error,
+                "tempfailed": s.tempfailed, "refused_connections": self._gate.refused,
+                "dropped_idle": self._gate.dropped_idle,
+                "dropped_slow": self._gate.dropped_slow, "last_error": s.last_error,
                 "last_error_at": s.last_error_at}
 
 
