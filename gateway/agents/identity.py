@@ -267,6 +267,11 @@ def parse_authentication_results(value: str) -> tuple[str, list[dict]]:
 
 
 def _auth_results(settings, agent, address, mail, envelope):
+    if not getattr(envelope, "trust_authentication_results", False):
+        # anyone can write this header: it proves something only when the MTA in front of
+        # this source removes the ones it did not add itself
+        return None, (f"source {getattr(envelope, 'source', '?')} is not marked "
+                      f"trust_authentication_results")
     want = domain_of(address)
     for value in mail.header_all("Authentication-Results"):
         authserv, results = parse_authentication_results(value)
