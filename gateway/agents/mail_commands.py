@@ -336,6 +336,7 @@ class AgentWork:
     send: bool                 # send the article to the customer?
     why_not_sent: str = ""
     reply_refused: str = ""    # the agent lacks the right to write to the customer
+    applied: bool = False      # it acts on the ticket: remembered against replays
 
 
     @property
@@ -359,7 +360,8 @@ def machine_made(flags: dict) -> str | None:
     return f"{verdict.get('kind')}: {verdict.get('reason', '')}".rstrip(": ")
 
 
-def decide_work(pipeline, decision) -> AgentWork:
+def decide_work(pipeline, decision, replay: str | None = None) -> AgentWork:
+    """What the agent's mail does; ``replay``: why it must not act (gateway/routing.py)."""
     config = pipeline.config
     agent = config.agents[decision.agent]
     commands, rest = parse(decision.mail.body)
@@ -373,6 +375,10 @@ def decide_work(pipeline, decision) -> AgentWork:
         work = AgentWork(commands, [], text, False, why)
         decision.note("command", f"{len(commands)} command line(s) ignored: {why}"
                       if commands else why)
+    elif replay is not None:
+        why = f"{replay}: an internal note, no commands run"
+        work = AgentWork(commands, [], text, False, why)
+        decision.note("command", why)
     elif ticket is None:
         work = AgentWork(commands, [CommandVerdict(c, False, "commands work only in a reply to "
                                                              "an existing ticket")
@@ -388,7 +394,7 @@ def decide_work(pipeline, decision) -> AgentWork:
         if not why and not text.strip():
             why = "no text for the customer (only commands)"
         work = AgentWork(commands, verdicts, text, not why, why,
-                         "" if reply.ok or internal else why)
+                         "" if reply.ok or internal else why, applied=True)
     for v in work.verdicts:
         decision.note("command", v.describe(), command=v.command.name, ok=v.ok)
     decision.note("reply", "to the customer: " + ("to be sent" if work.send else
