@@ -7,7 +7,7 @@ from __future__ import annotations
 from gateway import tickets
 from gateway.agents.mail_commands import apply_changes
 from gateway.outcome import Outcome, outcome_of
-from gateway.store.models import Article, Ticket, utcnow
+from gateway.store.models import AppliedAgentMail, Article, Ticket, message_key, utcnow
 
 def apply(pipeline, session, decision, inbound_id):
     if decision.action == "ignore":
@@ -129,6 +129,10 @@ def _agent_work(pipeline, session, ticket, article, decision) -> None:
         tickets.set_field(session, ticket, "state", "open", "agent replied to the customer",
                           article)
     session.flush()
+    if work.applied and decision.mail.message_id:   # a copy of this mail will not act again
+        session.add(AppliedAgentMail(message_key=message_key(decision.mail.message_id),
+                                     message_id=decision.mail.message_id, agent=agent.login,
+                                     ticket_id=ticket.id, article_id=article.id))
     if not work.send:
         tickets.add_history(session, ticket, "AddNote",
                             f"agent {agent.login}'s article not sent to the customer "

@@ -31,6 +31,7 @@ class Envelope:
     trusted: bool = False              # may X-Ticket-* control headers be honoured?
     queue: str | None = None           # queue the source dispatches to (a mail account's)
     authenticated_user: str | None = None  # SMTP AUTH login of the session (submission)
+    trust_authentication_results: bool = False  # the source's MTA strips foreign ones
 
 
 @dataclass
@@ -78,7 +79,9 @@ def _inbound_row(raw: bytes, key: str, envelope: Envelope) -> InboundMail:
                        source=envelope.source, envelope_from=envelope.mail_from,
                        envelope_to=list(envelope.rcpt_to), trusted=envelope.trusted,
                        dispatch_queue=envelope.queue,
-                       authenticated_user=envelope.authenticated_user, status="pending",
+                       authenticated_user=envelope.authenticated_user,
+                       trust_auth_results=envelope.trust_authentication_results,
+                       status="pending",
                        attempts=0, trace=[])
 
 

@@ -49,7 +49,8 @@ def envelope_of(row: InboundMail) -> Envelope:
     return Envelope(source=row.source, mail_from=row.envelope_from,
                     rcpt_to=list(row.envelope_to or []), trusted=row.trusted,
                     queue=row.dispatch_queue,
-                    authenticated_user=row.authenticated_user)
+                    authenticated_user=row.authenticated_user,
+                    trust_authentication_results=bool(row.trust_auth_results))
 
 
 def _parse_pending(store: Store, inbound_ids: list[int]) -> dict:
@@ -147,7 +148,10 @@ def _process_row(session, pipeline: Pipeline, row: InboundMail, mail) -> Outcome
         session.flush()   # nothing in apply or the hooks needed the id yet
     row.ticket_id = ticket.id if ticket is not None else None
     row.trace = [line.as_dict() for line in decision.trace]
-    row.error = None
+    row.error = None if ticket is not None else f"ignored: {decision.reason}"  # marked
+    if ticket is None:
+        log.warning("mail %s (Message-ID %s, from %s) ignored: %s", row.id, row.message_id,
+                    row.envelope_from, decision.reason)
     number = ticket.number if ticket is not None else None
     log.info("mail %s: %s %s", row.id, decision.action, number or "")
     return Outcome(row.id, row.status, decision.action, number)

@@ -5,16 +5,14 @@ Steps never write to the database; ``gateway/apply.py`` acts on the finished dec
 """
 from __future__ import annotations
 
-import hmac
-
 from sqlalchemy import select
 
-from gateway.agents.identity import make_token, prove_by_token, prove_without_ticket
+from gateway.agents.identity import check_token, prove_by_token, prove_without_ticket
 from gateway.agents.mail_commands import decide_work
 from gateway.config import auto_responses
 from gateway.config.model import Config
 from gateway.followup import FollowUpMatch, _by_message_id, _follow_merges
-from gateway.store.models import Ticket
+from gateway.store.models import AppliedAgentMail, Ticket, message_key
 
 
 def build_steps(config: Config) -> list:
@@ -150,8 +148,7 @@ def _reply_address_ticket(pipeline, session, decision):
     mail, envelope = decision.mail, decision.envelope
     addresses = list(envelope.rcpt_to) + [a.email for a in mail.to] + [a.email for a in mail.cc]
     for ticket_id, token, address in settings.reply_tokens(addresses):
-        if hmac.compare_digest(token.encode(),
-                               make_token(settings, claim["agent"], ticket_id).encode()):
+        if check_token(settings, claim["agent"], ticket_id, token)[0]:
             ticket = session.get(Ticket, ticket_id)
             if ticket is not None:
                 ticket, chain = _follow_merges(session, ticket)
@@ -226,7 +223,26 @@ def queue_for_new_ticket(pipeline, session, decision) -> None:
 def agent_commands(pipeline, session, decision) -> None:
     if decision.sender_type != "agent":
         return
-    decide_work(pipeline, decision)
+    decide_work(pipeline, decision, replay=_replay(session, decision))
+
+
+def _replay(session, decision) -> str | None:
+    """Why this agent mail must not act again: its (Message-ID, agent, ticket) was applied
+    before (a copy re-sent by anyone), or it has no Message-ID to tell a copy by."""
+    if decision.ticket is None or decision.action != "follow_up":
+        return None
+    mid = decision.mail.message_id
+    if not mid:
+        return "no Message-ID: a re-sent copy could not be recognised"
+    ids = {decision.ticket.id} | _merged_ids(session, decision.match)
+    seen = session.execute(select(AppliedAgentMail).where(
+        AppliedAgentMail.message_key == message_key(mid),
+        AppliedAgentMail.agent == decision.agent,
+        AppliedAgentMail.ticket_id.in_(ids))).scalars().first()
+    if seen is None:
+        return None
+    return f"replay: Message-ID <{mid}> of {decision.agent} was applied on " \
+           f"{seen.applied_at:%Y-%m-%d %H:%M} UTC"
 
 
 # -- 7. would an auto-response be sent? ----------------------------------------------------

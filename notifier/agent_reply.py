@@ -12,6 +12,7 @@ import re
 from email.message import Message
 
 from gateway.tickets import add_history
+from notifier import loopguard
 from notifier.message import addresses, build
 from notifier.outbound.queue import queue_mail
 from notifier.senders import Sender, system_sender
@@ -28,7 +29,7 @@ def send_agent_reply(pipeline, session, decision, ticket, article) -> None:
             outcome = "not sent: no customer address or no system address"
         else:
             outcome = queue_outgoing(session, message, ticket=ticket, article=article,
-                                     kind="agent_reply")
+                                     kind="agent_reply", config=pipeline.config)
             article.flags = {**article.flags, "sent_message_id":
                              message["Message-ID"].strip("<>"), "sent": outcome}
         add_history(session, ticket, "SendAnswer",
@@ -37,7 +38,8 @@ def send_agent_reply(pipeline, session, decision, ticket, article) -> None:
         message = agent_answer(pipeline, ticket, article, agent, work.verdicts,
                                [work.reply_refused] if work.reply_refused else [])
         outcome = queue_outgoing(session, message, ticket=ticket, article=article,
-                                 kind="agent_command_answer") if message else \
+                                 kind="agent_command_answer",
+                                 config=pipeline.config) if message else \
             "not sent: no system address"
         add_history(session, ticket, "AgentCommandAnswer",
                     f"answer to {agent.login} about refused commands: {outcome}",
@@ -92,10 +94,16 @@ def agent_answer(pipeline, ticket, article, agent, verdicts,
                     article.message_id, [article.message_id] if article.message_id else [])
 
 
-def queue_outgoing(session, message: Message, *, ticket, article, kind: str) -> str:
-    """Queue the mail in this transaction; returns what happened, for the history."""
+def queue_outgoing(session, message: Message, *, ticket, article, kind: str,
+                   config=None) -> str:
+    """Queue the mail in this transaction (unless the loop guard holds it back: ``config``
+    given); returns what happened, for the history."""
     sender = addresses(message, "From")[0]
     rcpt = addresses(message, "To")
+    if config is not None and rcpt:
+        ok, why = loopguard.allowed(session, config, rcpt[0], kind, ticket.id)
+        if not ok:
+            return f"not sent: {why}"
     queue_mail(session, message, mail_from=sender, rcpt_to=rcpt, ticket_id=ticket.id,
                article_id=article.id, kind=kind)
     return f"queued to {', '.join(rcpt)} ({message['Message-ID']})"

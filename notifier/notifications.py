@@ -11,7 +11,7 @@ import logging
 
 from gateway.ticket_number import TicketNumbers
 from gateway.tickets import add_history
-from notifier import message
+from notifier import loopguard, message
 from notifier.autoresponse import context
 from notifier.senders import system_sender
 from notifier.outbound.queue import queue_mail
@@ -69,7 +69,13 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
         return 0
     numbers = TicketNumbers(config.ticket_number)
     template = config.templates.get(f"notifications/{event}.txt")
+    held, held_agents = [], []
     for agent in agents:
+        ok, why = loopguard.allowed(session, config, agent.emails[0], "notification", ticket.id)
+        if not ok:
+            held.append(f"{agent.login}: {why}")
+            held_agents.append(agent)
+            continue
         rendered = None
         if template is not None:
             ctx = context(_Numbers(numbers, config), ticket, article, "", "")
@@ -101,9 +107,11 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
             msg["Reply-To"] = reply_to
         queue_mail(session, msg, mail_from=sender.address, rcpt_to=[agent.emails[0]],
                    ticket_id=ticket.id, kind="notification")
+    sent = [a.login for a in agents if a not in held_agents]
     add_history(session, ticket, "SendAgentNotification",
-                f"{event} sent to {', '.join(a.login for a in agents)}", article)
-    return len(agents)
+                f"{event} sent to {', '.join(sent) or 'nobody'}"
+                + (f"; not sent: {'; '.join(held)}" if held else ""), article)
+    return len(sent)
 
 
 class _Numbers:

@@ -225,3 +225,27 @@ def test_test_mail_trace_shows_identity_and_each_verdict(agent_app, outbox):
     assert any(step == "command" and m.startswith("#queue VIP: refused") for step, m in messages)
     assert ("reply", "to the customer: to be sent") in messages
     assert load_ticket(agent_app, t.number).priority == "3 normal"   # dry run wrote nothing
+
+
+# ---- issue 11 point 10: a responder's mail from an agent is never the agent's reply -----------
+@pytest.mark.parametrize("marks", [
+    {"headers": {"Auto-Submitted": "auto-replied"}},
+    {"headers": {"X-Autoreply": "yes"}},
+    {"subject": "Automatic reply: Re: [Ticket#{number}] Need help"},
+])
+def test_auto_submitted_agent_mail_is_an_internal_note_and_runs_no_commands(agent_app, outbox,
+                                                                            marks):
+    t = customer_ticket(agent_app)
+    kw = dict(marks)
+    if "subject" in kw:
+        kw["subject"] = kw["subject"].format(number=t.number)
+    raw = agent_mail(t, body="#state closed successful\n#priority 5 very high\n\n"
+                             "I am out of the office until Monday.",
+                     to=reply_address(agent_app, "tmoore", t.id), **kw)
+    out = ingest_with(agent_app, raw)
+    t = load_ticket(agent_app, out.ticket_number)
+    article = last_in(t)
+    assert article.sender_type == "agent" and article.internal
+    assert t.state == "new" and t.priority == "3 normal"     # no command ran
+    assert outbox.queued == []          # no reply to the customer, no answer to the agent
+    assert any(h.type == "AddNote" and "auto-submitted" in h.message for h in t.history)

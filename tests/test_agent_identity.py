@@ -320,8 +320,41 @@ def test_authentication_results_only_of_our_mta(agent_app, outbox, headers, agen
     raw = agent_mail(t)
     head, body = raw.split(b"\r\n\r\n", 1)
     extra = b"".join(b"Authentication-Results: " + h.encode() + b"\r\n" for h in headers)
-    decision, _ = run_pipeline(agent_app, extra + head + b"\r\n\r\n" + body)
+    decision, _ = run_pipeline(agent_app, extra + head + b"\r\n\r\n" + body,
+                               Envelope(source="lmtp:postfix", trust_authentication_results=True))
     assert (decision.sender_type == "agent") is agent
+
+
+# ---- issue 11 point 11: Authentication-Results only from a source whose MTA strips them -------
+@pytest.mark.parametrize("source", ["smtp:mx", "pipe", "imap:helpdesk"])
+def test_forged_authentication_results_prove_nothing_on_an_unmarked_source(agent_app, outbox,
+                                                                           source):
+    t = customer_ticket(agent_app)
+    raw = agent_mail(t, body="#state closed successful\n\nDone.",
+                     headers={"Authentication-Results": TRUSTED_AR})
+    out = ingest_with(agent_app, raw, source=source)
+    t = load_ticket(agent_app, out.ticket_number)
+    assert last_in(t).sender_type == "customer" and t.state != "closed successful"
+    claim = last_in(t).flags["agent_claim"]
+    assert any("not marked trust_authentication_results" in f for f in claim["failures"])
+
+
+def test_trust_authentication_results_survives_the_inbound_table(agent_app, outbox):
+    t = customer_ticket(agent_app)
+    raw = agent_mail(t, headers={"Authentication-Results": TRUSTED_AR})
+    out = ingest_with(agent_app, raw, source="lmtp:postfix", trust_authentication_results=True)
+    assert last_in(load_ticket(agent_app, out.ticket_number)).sender_type == "agent"
+
+
+def test_listener_key_trust_authentication_results_defaults_to_no(conf_dir):
+    from tests.conftest import configure_daemon
+
+    configure_daemon(conf_dir, listeners=["{name: mx, port: 2525}",
+                                          "{name: pf, protocol: lmtp, port: 2526, "
+                                          "trust_authentication_results: yes}"])
+    config = load_config(conf_dir)
+    assert [(lc.name, lc.trust_authentication_results) for lc in config.listeners] == \
+        [("mx", False), ("pf", True)]
 
 
 # ---- SMTP AUTH ----------------------------------------------------------------------------------

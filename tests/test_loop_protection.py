@@ -151,7 +151,7 @@ def test_naive_vacation_responder_is_answered_at_most_limit_times(conf_dir, make
         from gateway.store.models import History
 
         assert s.execute(select(History).where(
-            History.message.like("%loop protection: 4 auto-responses to away@customer.test%"))
+            History.message.like("%loop protection: 4 mails to away@customer.test%"))
         ).first() is not None
 
 
@@ -169,3 +169,75 @@ def test_limit_counts_only_the_last_24_hours(app):
                                created=utcnow() - timedelta(hours=age)))
     with app.store.session() as s:
         assert loopguard.sent_recently(s, "X@Customer.test") == 2
+
+
+# ---- issue 11 point 10: an agent's vacation responder and a customer's, both naive ----------
+def vacation_pair(conf_dir, make_app, smtp_sink, agent_subject: str, extra: str = ""):
+    """A help desk with reply-address tokens (an agent's responder proves the agent), a
+    customer mail, then: every mail to the agent is answered by the agent's vacation responder
+    (to the Reply-To, as a header-stripping one does), every mail to the customer by the
+    customer's. Returns how many mails the help desk sent in all, and how many history lines
+    say the loop guard held one back."""
+    from tests.test_agent_identity import TOM, add_agent_auth
+
+    controller, handler = smtp_sink
+    add_agent_auth(conf_dir)
+    path = conf_dir / "ticketgate.yaml"
+    path.write_text(path.read_text() + f"\noutbound: {{host: 127.0.0.1, port: "
+                                       f"{controller.port}, auto_response_limit: 4{extra}}}\n")
+    app = make_app()
+    agent_addresses = {e for a in app.config.agents.values() for e in a.emails}
+    ingest_into(app, make_mail(frm="Alice <alice@customer.test>", subject="Printer burns"))
+    seen: set = set()
+    for _ in range(60):
+        delivery.drain(app.store, app.config)
+        new = [(i, env) for i, env in enumerate(handler.envelopes) if i not in seen]
+        if not new:
+            break
+        for i, env in new:
+            seen.add(i)
+            original = email.message_from_bytes(env.content, policy=policy.default)
+            rcpt = env.rcpt_tos[0].lower()
+            if rcpt in agent_addresses:   # the agent's responder answers the Reply-To
+                to = str(original["Reply-To"] or original["From"])
+                frm = TOM if rcpt.startswith("tom") else f"Agent <{rcpt}>"
+                subject = agent_subject.format(subject=original["Subject"])
+            else:
+                to, frm = str(original["From"]), "Alice <alice@customer.test>"
+                subject = f"Re: {original['Subject']}"
+            reply = make_mail(frm=frm, to=to, subject=subject,
+                              body="I am on vacation until Monday.",
+                              in_reply_to=original["Message-ID"].strip("<>"))
+            ingest_into(app, reply, mail_from=frm, rcpt_to=[to])
+    sent = len(handler.envelopes)
+    with app.store.session() as s:
+        from gateway.store.models import History
+
+        held = s.execute(select(func.count()).select_from(History).where(
+            History.message.like("%loop protection%"))).scalar_one()
+    app.store.close()
+    return sent, held
+
+
+def test_agent_vacation_reply_with_a_vacation_subject_is_no_agent_reply(conf_dir, make_app,
+                                                                         smtp_sink):
+    # stripped of every RFC 3834 header, but with the subject Exchange gives it
+    sent, held = vacation_pair(conf_dir, make_app, smtp_sink, "Automatic reply: {subject}")
+    assert sent <= 8, sent    # 1 auto-reply, 3 + 3 notifications: nothing more
+    assert held == 0          # stopped by the heuristics, not by the limit
+
+
+def test_agent_and_customer_responders_without_any_marks_stop_at_the_limit(conf_dir, make_app,
+                                                                           smtp_sink):
+    # nothing tells these replies from a human's: only the per-address limit stops them
+    # (each of the three notified agents' responders answers with its own token)
+    sent, held = vacation_pair(conf_dir, make_app, smtp_sink, "Re: {subject}",
+                               ", ticket_mail_limit: 4")
+    assert sent <= 1 + 3 * 4 + 4, sent   # auto-reply, 4 per agent, agent replies up to 4
+    assert held >= 1
+
+
+def test_the_default_ticket_mail_limit_ends_the_loop_too(conf_dir, make_app, smtp_sink):
+    sent, held = vacation_pair(conf_dir, make_app, smtp_sink, "Re: {subject}")
+    assert sent <= 1 + 3 * 20 + 20, sent
+    assert held >= 1

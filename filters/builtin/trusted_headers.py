@@ -53,11 +53,14 @@ def check(mail, *, trusted: bool) -> Verdict:
                        {"trusted": False, "headers": names})
     sets, follow, unknown = parse_control_headers(mail.headers)
     data = {"trusted": True, "settings": {"set": sets, "set_on_follow_up": follow}}
-    if sets.get("ignore"):
-        data["ignore"] = True
     reason = f"honoured {', '.join(sorted(set(names) - set(unknown)))} (trusted source)"
     if unknown:
         reason += f"; unknown {', '.join(unknown)}"
+    if sets.get("ignore"):
+        # never a silent drop: the raw mail stays in the inbound table, status "ignored",
+        # with this reason (gateway/processing.py) and a warning in the log
+        data["ignore"] = True
+        reason += "; X-Ticket-Ignore: the mail is kept as ignored inbound mail, no ticket"
     return Verdict(NAME, True, reason, data)
 
 

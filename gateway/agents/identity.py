@@ -8,6 +8,7 @@ Config ``agent_auth:`` in ticketgate.yaml (validated here, see docs/agents.md):
       token_length: 16                          # hex digits of the HMAC kept in the address
       trusted_authserv_id: mx.example.com       # authserv-id of OUR MTA (Authentication-Results)
       reply_address_format: "helpdesk+t{ticket}-{token}@example.com"
+      token_max_age_days: 30                    # 0 (default): tokens never expire
 
 A From header proves nothing by itself. Without a proof the mail is a customer mail.
 """
@@ -35,6 +36,7 @@ class AuthSettings:
     token_length: int = 16
     trusted_authserv_id: str | None = None
     reply_address_format: str | None = None
+    token_max_age_days: int = 0   # 0: a token never expires; else it carries its issue day
     dnsfunc: object = None        # DKIM key lookup; None = dkimpy's resolver (tests inject one)
     _reply_re: re.Pattern | None = field(default=None, repr=False)
 
@@ -57,15 +59,47 @@ class AuthSettings:
         return out
 
 
-def make_token(settings: AuthSettings, login: str, ticket_id: int) -> str:
-    mac = hmac.new(settings.secret or b"", f"{login}\0{ticket_id}".encode(), hashlib.sha256)
-    return mac.hexdigest()[:settings.token_length]
+def _today() -> int:
+    return int(time.time() // 86400)
+
+
+def make_token(settings: AuthSettings, login: str, ticket_id: int,
+               day: int | None = None) -> str:
+    """The HMAC of (agent, ticket); with ``token_max_age_days`` it starts with the day it was
+    issued (4 hex digits, days since 1970) and the HMAC covers that day too."""
+    if not settings.token_max_age_days:
+        mac = hmac.new(settings.secret or b"", f"{login}\0{ticket_id}".encode(),
+                       hashlib.sha256)
+        return mac.hexdigest()[:settings.token_length]
+    day = _today() if day is None else day
+    mac = hmac.new(settings.secret or b"", f"{login}\0{ticket_id}\0{day}".encode(),
+                   hashlib.sha256)
+    return f"{day:04x}" + mac.hexdigest()[:settings.token_length]
+
+
+def check_token(settings: AuthSettings, login: str, ticket_id: int,
+                token: str) -> tuple[bool, str]:
+    """Is ``token`` ``login``'s for ``ticket_id`` and not expired? (ok, why not)."""
+    day = None
+    if settings.token_max_age_days:
+        try:
+            day = int(token[:4], 16)
+        except ValueError:
+            return False, "not a token"
+    expected = make_token(settings, login, ticket_id, day)
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        return False, f"token is not {login}'s for ticket id {ticket_id}"
+    if day is not None and not 0 <= _today() - day <= settings.token_max_age_days:
+        return False, (f"{login}'s token for ticket id {ticket_id} expired (issued "
+                       f"{_today() - day} days ago; token_max_age_days "
+                       f"{settings.token_max_age_days})")
+    return True, ""
 
 
 def _compile_format(fmt: str) -> re.Pattern:
     parts = re.split(r"(\{ticket\}|\{token\})", fmt.lower())
     rx = "".join(r"(?P<ticket>\d{1,18})" if p == "{ticket}" else
-                 r"(?P<token>[0-9a-f]{4,64})" if p == "{token}" else re.escape(p)
+                 r"(?P<token>[0-9a-f]{4,68})" if p == "{token}" else re.escape(p)
                  for p in parts)
     return re.compile(rx)
 
@@ -89,6 +123,10 @@ AGENT_AUTH = {
     "reply_address_format": Key(str, None, "reply address with {ticket} and {token}, e.g. "
                                            "helpdesk+t{ticket}-{token}@example.com",
                                 check=_reply_format),
+    "token_max_age_days": Key(int, 0, "days a reply-address token proves the agent after "
+                                      "it was sent (0: for ever); changing it voids the "
+                                      "tokens already sent",
+                              check=lambda n: None if 0 <= n <= 36500 else "must be 0..36500"),
 }
 
 
@@ -100,7 +138,8 @@ def load_agent_auth(config, problems: list[Problem]) -> None:
     def bad(key, message):
         problems.append(Problem(raw.file, raw.line_of(key), f"agent_auth: {message}"))
 
-    settings = AuthSettings(methods=tuple(raw["methods"]), token_length=raw["token_length"])
+    settings = AuthSettings(methods=tuple(raw["methods"]), token_length=raw["token_length"],
+                            token_max_age_days=raw["token_max_age_days"])
     config.agent_auth = settings
     if raw["secret_file"] and raw["secret_env"]:
         bad("secret_env", "give secret_file or secret_env, not both")
@@ -180,9 +219,9 @@ def prove_by_token(settings: AuthSettings, agent, mail, envelope, ticket,
         return None, "no reply address with a token among the recipients"
     reasons = []
     for ticket_id, token, address in found:
-        expected = make_token(settings, agent.login, ticket_id)
-        if not hmac.compare_digest(token.encode(), expected.encode()):
-            reasons.append(f"{address}: token is not {agent.login}'s for ticket id {ticket_id}")
+        ok, why = check_token(settings, agent.login, ticket_id, token)
+        if not ok:
+            reasons.append(f"{address}: {why}")
             continue
         if ticket is None or (ticket.id != ticket_id and ticket_id not in merged_ids):
             here = f"ticket id {ticket.id}" if ticket is not None else "a new ticket"
@@ -317,6 +356,11 @@ def parse_authentication_results(value: str) -> tuple[str, list[dict]]:
 
 
 def _auth_results(settings, agent, address, mail, envelope):
+    if not getattr(envelope, "trust_authentication_results", False):
+        # anyone can write this header: it proves something only when the MTA in front of
+        # this source removes the ones it did not add itself
+        return None, (f"source {getattr(envelope, 'source', '?')} is not marked "
+                      f"trust_authentication_results")
     want = domain_of(address)
     for value in mail.header_all("Authentication-Results"):
         authserv, results = parse_authentication_results(value)

@@ -336,6 +336,7 @@ class AgentWork:
     send: bool                 # send the article to the customer?
     why_not_sent: str = ""
     reply_refused: str = ""    # the agent lacks the right to write to the customer
+    applied: bool = False      # it acts on the ticket: remembered against replays
 
 
     @property
@@ -343,13 +344,42 @@ class AgentWork:
         return [v for v in self.verdicts if not v.ok]
 
 
-def decide_work(pipeline, decision) -> AgentWork:
+# auto_submitted pre-filter kinds that are no sign of a machine: Exchange puts
+# X-Auto-Response-Suppress on people's mail too, and an agent may write through a list
+HUMAN_KINDS = ("suppress", "list")
+
+
+def machine_made(flags: dict) -> str | None:
+    """Why the auto_submitted pre-filter's verdict (``decision.flags``) says a responder wrote
+    this mail, or None."""
+    verdict = flags.get("auto_submitted")
+    if not verdict:
+        return None
+    if verdict.get("kind") in HUMAN_KINDS and not verdict.get("out_of_office"):
+        return None
+    return f"{verdict.get('kind')}: {verdict.get('reason', '')}".rstrip(": ")
+
+
+def decide_work(pipeline, decision, replay: str | None = None) -> AgentWork:
+    """What the agent's mail does; ``replay``: why it must not act (gateway/routing.py)."""
     config = pipeline.config
     agent = config.agents[decision.agent]
     commands, rest = parse(decision.mail.body)
     ticket = decision.ticket if decision.action == "follow_up" else None
     text = customer_text(rest)
-    if ticket is None:
+    auto = machine_made(decision.flags)
+    if auto is not None:
+        # a vacation responder answering a notification: no reply, no #commands, and no
+        # answer about them either (each would be one more mail for the responder)
+        why = f"auto-submitted mail ({auto}): an internal note, no commands run"
+        work = AgentWork(commands, [], text, False, why)
+        decision.note("command", f"{len(commands)} command line(s) ignored: {why}"
+                      if commands else why)
+    elif replay is not None:
+        why = f"{replay}: an internal note, no commands run"
+        work = AgentWork(commands, [], text, False, why)
+        decision.note("command", why)
+    elif ticket is None:
         work = AgentWork(commands, [CommandVerdict(c, False, "commands work only in a reply to "
                                                              "an existing ticket")
                                     for c in commands], text, False,
@@ -364,7 +394,7 @@ def decide_work(pipeline, decision) -> AgentWork:
         if not why and not text.strip():
             why = "no text for the customer (only commands)"
         work = AgentWork(commands, verdicts, text, not why, why,
-                         "" if reply.ok or internal else why)
+                         "" if reply.ok or internal else why, applied=True)
     for v in work.verdicts:
         decision.note("command", v.describe(), command=v.command.name, ok=v.ok)
     decision.note("reply", "to the customer: " + ("to be sent" if work.send else

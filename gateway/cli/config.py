@@ -25,6 +25,10 @@ def cmd_check_config(args) -> int:
     except ConfigError as exc:
         print_config_problems(exc)
         return EX_CONFIG
+    from gateway.ingest.config import trust_warnings  # start-up time, as above
+
+    for warning in trust_warnings(config):
+        print(f"warning: {warning}")
     print(f"configuration ok: {config.dir} ({len(config.queues)} queues, {len(config.agents)} "
           f"agents, {len(config.calendars)} calendars, {len(config.filters)} filter rules)")
     return EX_OK

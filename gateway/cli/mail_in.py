@@ -38,7 +38,8 @@ def cmd_ingest(args) -> int:
     try:
         envelope = Envelope(source="pipe", mail_from=args.sender,
                             rcpt_to=list(args.recipient or []), trusted=args.trusted,
-                            queue=args.queue)
+                            queue=args.queue,
+                            trust_authentication_results=args.trust_authentication_results)
         accepted = accept(app.store, raw, envelope)
     except Exception as exc:  # noqa: BLE001
         # one line with the cause: the MTA logs it, and the SQL with its parameters would
@@ -91,6 +92,8 @@ def add_commands(sub) -> None:
     p.add_argument("--recipient", action="append", help="envelope recipient (repeatable)")
     p.add_argument("--queue", help="dispatch to this queue unless a filter says otherwise")
     p.add_argument("--trusted", action="store_true", help="honour X-Ticket-* control headers")
+    p.add_argument("--trust-authentication-results", action="store_true",
+                   help="the MTA removes foreign Authentication-Results (agent proof)")
     p.add_argument("--drain", type=int, default=20,
                    help="also process up to N older pending mails (default 20)")
     p.set_defaults(func=cmd_ingest)

@@ -38,6 +38,8 @@ LISTENER_KEYS = {
     "host": Key(str, "127.0.0.1", "address to listen on"),
     "port": Key(int, REQUIRED, "TCP port", check=port, example=2525),
     "trusted": Key(bool, False, "honour X-Ticket-* control headers of mail from this listener"),
+    "trust_authentication_results": Key(bool, False, "the MTA in front removes foreign "
+                                                     "Authentication-Results (agent proof)"),
     "queue": Key(str, None, "dispatch queue for mail from this listener (filters may override)"),
     "max_message_size": Key(int, 26214400, "largest mail in bytes (552 above; EHLO SIZE)",
                             check=positive),
@@ -193,6 +195,45 @@ def _resolve(config, path: str) -> Path:
 def load(config, problems: list) -> None:
     load_listeners(config, problems)
     load_accounts(config, problems)
+
+
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+def trust_warnings(config) -> list[str]:
+    """What ``check-config`` warns about (not errors: only the admin knows the MTA in front):
+    sources that trust what any sender could write.
+
+    - a listener with ``trusted: yes`` that is not a loopback LMTP listener or a loopback one
+      with ``auth_required`` (mail reaching it need not have passed an MTA that strips
+      X-Ticket-*), and every trusted mail account (whoever can mail the mailbox);
+    - a listener with ``trust_authentication_results: yes`` not on loopback;
+    - agent_auth method ``authentication_results`` while no listener trusts the header.
+    """
+    out = []
+    for lc in getattr(config, "listeners", []):
+        local = str(lc.host).startswith(_LOOPBACK)
+        where = f"listener {lc.name!r} ({lc.protocol} on {lc.host}:{lc.port})"
+        if lc.trusted and not (local and (lc.protocol == "lmtp" or lc.auth_required)):
+            out.append(f"{where}: trusted: yes honours X-Ticket-* control headers from every "
+                       f"client that reaches it; trust only a loopback LMTP listener (or one "
+                       f"with auth_required) fed by an MTA whose header_checks remove them "
+                       f"(docs/daemon.md)")
+        if lc.trust_authentication_results and not local:
+            out.append(f"{where}: trust_authentication_results: yes on a non-loopback "
+                       f"address: a client that connects directly can forge agent proofs")
+    for ac in getattr(config, "mail_accounts", []):
+        if ac.trusted:
+            out.append(f"mail account {ac.name!r}: trusted: yes honours X-Ticket-* control "
+                       f"headers from everyone who can mail {ac.user}: the MTA delivering "
+                       f"to the mailbox must remove them (docs/daemon.md)")
+    auth = getattr(config, "agent_auth", None)
+    if auth is not None and "authentication_results" in auth.methods and \
+            not any(lc.trust_authentication_results for lc in getattr(config, "listeners", [])):
+        out.append("agent_auth: method authentication_results proves nothing: no listener has "
+                   "trust_authentication_results: yes (a pipe needs ingest "
+                   "--trust-authentication-results)")
+    return out
 
 
 SECTION = ConfigSection("ingest", load, keys=(("ticketgate.yaml", {

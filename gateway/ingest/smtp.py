@@ -151,6 +151,7 @@ class IngestHandler:
         env = Envelope(source=self.listener.source, mail_from=envelope.mail_from,
                        rcpt_to=list(envelope.rcpt_tos), trusted=self.listener.trusted,
                        queue=self.listener.queue,
+                       trust_authentication_results=self.listener.trust_authentication_results,
                        authenticated_user=session.auth_data if isinstance(
                            session.auth_data, str) else None)
         try:

@@ -21,7 +21,10 @@ OUTBOUND = {
                          "is not a duration (use e.g. 90s, 30m, 12h, 4d)"),
     "lease": Key(int, 300, "seconds a worker owns a claimed mail", check=positive),
     "batch": Key(int, 50, "mails per delivery run", check=positive),
-    "auto_response_limit": Key(int, 40, "auto-responses per sender address per 24 h"),
+    "auto_response_limit": Key(int, 40, "no auto-response to an address that got this many "
+                                        "mails (any kind) in 24 h"),
+    "ticket_mail_limit": Key(int, 20, "no reply/notification to an address that got this "
+                                      "many mails about the ticket in 24 h (loops)"),
     "store_articles": Key(bool, False, "store each auto-response as an outgoing article on "
                                        "the ticket (replies find the ticket either way)"),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.store.models.base import Base, UTCDateTime, utcnow
@@ -32,6 +33,9 @@ class InboundMail(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     trace: Mapped[list] = mapped_column(JSON, default=list)
     authenticated_user: Mapped[str | None] = mapped_column(String(320))  # SMTP AUTH (0002_agents)
+    # the source's MTA removes foreign Authentication-Results (0005_agent_replays)
+    trust_auth_results: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                     server_default=false())
 
 
 class Ticket(Base):
