@@ -4,7 +4,8 @@ rejected follow-up, escalation warnings and breaches, unlock timeout, pending re
 Recipients: agents with at least ``ro`` on the queue's group (through roles, or direct rights
 when allowed), plus owner and responsible; an agent who set ``notifications: {EVENT: no}`` is
 skipped, and so is the agent whose own mail caused the event. Texts come from
-``templates/notifications/<Event>.txt`` when present, else a built-in one."""
+``templates/notifications/<Event>.txt`` when present, else a built-in one. A notification
+that cannot be built or queued is skipped alone (a history line says why); the others go."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,7 @@ from gateway.tickets import add_history
 from notifier import message
 from notifier.autoresponse import context
 from notifier.senders import system_sender
-from notifier.outbound.queue import queue_mail
+from notifier.outbound.queue import one_mail, queue_mail
 from notifier.templates import RenderError
 
 log = logging.getLogger("ticketgate.notifications")
@@ -69,6 +70,7 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
         return 0
     numbers = TicketNumbers(config.ticket_number)
     template = config.templates.get(f"notifications/{event}.txt")
+    sent = []
     for agent in agents:
         rendered = None
         if template is not None:
@@ -91,19 +93,25 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
                     + (f"\n--- {article.subject}\n{(article.body or '')[:2000]}\n"
                        if article is not None else ""))
         subject = numbers.add_to_subject(subject, ticket.number)
-        msg = message.build(fqdn=config.fqdn, from_addr=sender.address, from_name=sender.name,
-                            to=[(agent.emails[0], agent.name)], subject=subject, body=body,
-                            auto_submitted="auto-generated",
-                            extra_headers={"X-Ticketgate-Event": event})
-        auth = config.agent_auth
-        reply_to = auth.reply_address(agent.login, ticket.id) if auth is not None else None
-        if reply_to:  # a plain "Reply" then carries the agent's proof for this ticket
-            msg["Reply-To"] = reply_to
-        queue_mail(session, msg, mail_from=sender.address, rcpt_to=[agent.emails[0]],
-                   ticket_id=ticket.id, kind="notification")
+        with one_mail(session, ticket, article,
+                      f"{event} notification to {agent.login}") as attempt:
+            msg = message.build(fqdn=config.fqdn, from_addr=sender.address,
+                                from_name=sender.name, to=[(agent.emails[0], agent.name)],
+                                subject=subject, body=body, auto_submitted="auto-generated",
+                                extra_headers={"X-Ticketgate-Event": event})
+            auth = config.agent_auth
+            reply_to = auth.reply_address(agent.login, ticket.id) if auth is not None else None
+            if reply_to:  # a plain "Reply" then carries the agent's proof for this ticket
+                msg["Reply-To"] = reply_to
+            queue_mail(session, msg, mail_from=sender.address, rcpt_to=[agent.emails[0]],
+                       ticket_id=ticket.id, kind="notification")
+        if attempt.ok:
+            sent.append(agent)
+    if not sent:
+        return 0
     add_history(session, ticket, "SendAgentNotification",
-                f"{event} sent to {', '.join(a.login for a in agents)}", article)
-    return len(agents)
+                f"{event} sent to {', '.join(a.login for a in sent)}", article)
+    return len(sent)
 
 
 class _Numbers:

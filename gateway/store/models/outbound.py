@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.models.base import Base, UTCDateTime, utcnow
@@ -25,6 +26,8 @@ class OutboundMail(Base):
     message_id: Mapped[str] = mapped_column(String(998), index=True)
     subject: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # UTF-8 in an envelope address or a header (RFC 6531/6532): send only with SMTPUTF8
+    smtputf8: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     # pending -> sent | failed ; retrying = pending with attempts > 0
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
