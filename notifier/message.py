@@ -61,10 +61,15 @@ def domain_ascii(domain: str) -> str:
     ``strasse.de``, another domain). BuildError when it is no valid IDN."""
     if _ascii(domain):
         return domain
-    try:
-        return idna.encode(domain, uts46=True).decode("ascii")
+    try:   # UTS #46 maps the whole name (case, full-width dots); ASCII labels stay as they are
+        mapped = idna.uts46_remap(domain, std3_rules=False, transitional=False)
+        labels = [label if _ascii(label) else idna.alabel(label).decode("ascii")
+                  for label in mapped.split(".")]
     except (idna.IDNAError, UnicodeError) as exc:
         raise BuildError(f"domain {domain!r} is not a valid IDN: {exc}") from None
+    if any(not label for label in labels[:-1]):
+        raise BuildError(f"domain {domain!r} has an empty label")
+    return ".".join(labels)
 
 
 def envelope_address(email: str) -> str:
