@@ -2,14 +2,14 @@
 follow-up, auto follow up, auto reply/new ticket. Runs after a mail is applied, in the same
 transaction: the answer is an outbound queue row (its Message-ID is known to follow-up
 detection, so a reply to it joins the ticket) and a history line with its subject. An answer
-that cannot be built or queued is skipped alone, with a history line saying why."""
+that cannot be built is skipped alone, with a history line saying why."""
 from __future__ import annotations
 
 from gateway.tickets import add_history
 from notifier import loopguard, message
 from notifier.senders import system_sender
 from notifier.templates import RenderError
-from notifier.outbound.queue import one_mail, outgoing_article, queue_mail
+from notifier.outbound.queue import one_mail, outbound_row, outgoing_article
 
 
 def context(pipeline, ticket, article, customer_email, customer_name) -> dict:
@@ -78,14 +78,16 @@ def send_auto_response(pipeline, session, decision, ticket, article) -> None:
                             references=list(mail.references) + ([mail.message_id]
                                                                 if mail.message_id else []),
                             auto_submitted=True)
-        sent = None
-        if config.outbound["store_articles"]:
-            sent = outgoing_article(session, ticket, msg, sender_type="system",
-                                    flags={"auto_response": kind, "template": name})
+        row = outbound_row(msg, mail_from=sender.address, rcpt_to=[to.email],
+                           ticket_id=ticket.id, kind=kind)
+    if not attempt.ok:
+        return
+    if config.outbound["store_articles"]:
+        sent = outgoing_article(session, ticket, msg, sender_type="system",
+                                flags={"auto_response": kind, "template": name})
         session.flush()
-        row = queue_mail(session, msg, mail_from=sender.address, rcpt_to=[to.email],
-                         ticket_id=ticket.id, article_id=sent.id if sent else None, kind=kind)
-    if attempt.ok:
-        add_history(session, ticket, "SendAutoResponse",
-                    f"{kind} ({name}) queued to {to.email}: {subject}", article,
-                    message_id=row.message_id)
+        row.article_id = sent.id
+    session.add(row)
+    add_history(session, ticket, "SendAutoResponse",
+                f"{kind} ({name}) queued to {to.email}: {subject}", article,
+                message_id=row.message_id)

@@ -5,7 +5,7 @@ Recipients: agents with at least ``ro`` on the queue's group (through roles, or 
 when allowed), plus owner and responsible; an agent who set ``notifications: {EVENT: no}`` is
 skipped, and so is the agent whose own mail caused the event. Texts come from
 ``templates/notifications/<Event>.txt`` when present, else a built-in one. A notification
-that cannot be built or queued is skipped alone (a history line says why); the others go."""
+that cannot be built is skipped alone (a history line says why); the others go."""
 from __future__ import annotations
 
 import logging
@@ -15,7 +15,7 @@ from gateway.tickets import add_history
 from notifier import message
 from notifier.autoresponse import context
 from notifier.senders import system_sender
-from notifier.outbound.queue import one_mail, queue_mail
+from notifier.outbound.queue import one_mail, outbound_row
 from notifier.templates import RenderError
 
 log = logging.getLogger("ticketgate.notifications")
@@ -103,9 +103,10 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
             reply_to = auth.reply_address(agent.login, ticket.id) if auth is not None else None
             if reply_to:  # a plain "Reply" then carries the agent's proof for this ticket
                 msg["Reply-To"] = reply_to
-            queue_mail(session, msg, mail_from=sender.address, rcpt_to=[agent.emails[0]],
-                       ticket_id=ticket.id, kind="notification")
+            row = outbound_row(msg, mail_from=sender.address, rcpt_to=[agent.emails[0]],
+                               ticket_id=ticket.id, kind="notification")
         if attempt.ok:
+            session.add(row)
             sent.append(agent)
     if not sent:
         return 0

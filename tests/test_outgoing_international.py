@@ -223,7 +223,7 @@ def test_unbuildable_agent_reply_keeps_the_agents_article(conf_dir, make_app):
                for h in t.history)
 
 
-# ---- on PostgreSQL: the SAVEPOINT of one skipped mail leaves the transaction usable -----------
+# ---- on PostgreSQL: a skipped mail leaves the transaction usable -----------------------------
 def test_on_postgresql_too(make_app, postgres_url):
     app = make_app(database=postgres_url)
     ok = ingest_with(app, MAILS["utf8 local part and name"])
