@@ -4,7 +4,9 @@ Runs after the agent's mail is applied (gateway/apply.py has stored the article 
 the accepted commands), in the same transaction. What the customer gets (docs/agents.md):
 the agent's own words (gateway/agents/quoting.py) with the queue's salutation and signature
 around them; From = the queue's system address; To = the ticket's customer; the subject with
-the ticket hook; In-Reply-To/References to the customer's last mail.
+the ticket hook; In-Reply-To/References to the customer's last mail. A reply that cannot be
+built (an address no mail can carry) is skipped alone: the agent's article and
+commands stay, and the history says why it was not sent.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from email.message import Message
 from gateway.tickets import add_history
 from notifier import loopguard
 from notifier.message import addresses, build
-from notifier.outbound.queue import queue_mail
+from notifier.outbound.queue import one_mail, outbound_row
 from notifier.senders import Sender, system_sender
 
 
@@ -24,26 +26,46 @@ def send_agent_reply(pipeline, session, decision, ticket, article) -> None:
         return
     agent = pipeline.config.agents[decision.agent]
     if work.send:
-        message = customer_message(pipeline, ticket, article, work.text)
-        if message is None:
-            outcome = "not sent: no customer address or no system address"
-        else:
-            outcome = queue_outgoing(session, message, ticket=ticket, article=article,
-                                     kind="agent_reply", config=pipeline.config)
-            article.flags = {**article.flags, "sent_message_id":
-                             message["Message-ID"].strip("<>"), "sent": outcome}
+        outcome, row = "not sent: no customer address or no system address", None
+        with one_mail(session, ticket, article,
+                      f"agent {agent.login}'s reply to {ticket.customer_user}") as attempt:
+            message = customer_message(pipeline, ticket, article, work.text)
+            if message is not None:
+                row, outcome = outgoing_row(message, ticket=ticket, article=article,
+                                            kind="agent_reply")
+        if not attempt.ok:
+            outcome = f"not sent: {attempt.why}"
+        elif row is not None:
+            outcome = _add(session, pipeline.config, row, ticket, outcome)
+            article.flags = {**article.flags, "sent_message_id": row.message_id,
+                             "sent": outcome}
         add_history(session, ticket, "SendAnswer",
                     f"agent {agent.login}'s reply to the customer: {outcome}", article)
     if work.refused or work.reply_refused:
-        message = agent_answer(pipeline, ticket, article, agent, work.verdicts,
-                               [work.reply_refused] if work.reply_refused else [])
-        outcome = queue_outgoing(session, message, ticket=ticket, article=article,
-                                 kind="agent_command_answer",
-                                 config=pipeline.config) if message else \
-            "not sent: no system address"
+        outcome, row = "not sent: no system address", None
+        with one_mail(session, ticket, article,
+                      f"answer to {agent.login} about refused commands") as attempt:
+            message = agent_answer(pipeline, ticket, article, agent, work.verdicts,
+                                   [work.reply_refused] if work.reply_refused else [])
+            if message is not None:
+                row, outcome = outgoing_row(message, ticket=ticket, article=article,
+                                            kind="agent_command_answer")
+        if not attempt.ok:
+            outcome = f"not sent: {attempt.why}"
+        elif row is not None:
+            outcome = _add(session, pipeline.config, row, ticket, outcome)
         add_history(session, ticket, "AgentCommandAnswer",
                     f"answer to {agent.login} about refused commands: {outcome}",
                     article, refused=[v.command.text for v in work.refused])
+
+
+def _add(session, config, row, ticket, outcome: str) -> str:
+    """Queue the row unless the loop guard holds it back (notifier/loopguard.py)."""
+    ok, why = loopguard.allowed(session, config, row.rcpt_key, row.kind, ticket.id)
+    if not ok:
+        return f"not sent: {why}"
+    session.add(row)
+    return outcome
 
 
 def _message(config, sender: Sender, to: str, subject: str, body: str,
@@ -94,16 +116,10 @@ def agent_answer(pipeline, ticket, article, agent, verdicts,
                     article.message_id, [article.message_id] if article.message_id else [])
 
 
-def queue_outgoing(session, message: Message, *, ticket, article, kind: str,
-                   config=None) -> str:
-    """Queue the mail in this transaction (unless the loop guard holds it back: ``config``
-    given); returns what happened, for the history."""
+def outgoing_row(message: Message, *, ticket, article, kind: str):
+    """The queue row for this mail (the caller adds it) and what happened, for the history."""
     sender = addresses(message, "From")[0]
-    rcpt = addresses(message, "To")
-    if config is not None and rcpt:
-        ok, why = loopguard.allowed(session, config, rcpt[0], kind, ticket.id)
-        if not ok:
-            return f"not sent: {why}"
-    queue_mail(session, message, mail_from=sender, rcpt_to=rcpt, ticket_id=ticket.id,
-               article_id=article.id, kind=kind)
-    return f"queued to {', '.join(rcpt)} ({message['Message-ID']})"
+    rcpt = addresses(message, "To")   # as written by build: IDN domains in A-labels
+    row = outbound_row(message, mail_from=sender, rcpt_to=rcpt, ticket_id=ticket.id,
+                       article_id=article.id, kind=kind)
+    return row, f"queued to {', '.join(rcpt)} ({message['Message-ID']})"

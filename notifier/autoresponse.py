@@ -1,14 +1,15 @@
 """Auto-responses (per queue, as OTRS): auto reply to a new ticket, auto reject of a rejected
 follow-up, auto follow up, auto reply/new ticket. Runs after a mail is applied, in the same
 transaction: the answer is an outbound queue row (its Message-ID is known to follow-up
-detection, so a reply to it joins the ticket) and a history line with its subject."""
+detection, so a reply to it joins the ticket) and a history line with its subject. An answer
+that cannot be built is skipped alone, with a history line saying why."""
 from __future__ import annotations
 
 from gateway.tickets import add_history
 from notifier import loopguard, message
 from notifier.senders import system_sender
 from notifier.templates import RenderError
-from notifier.outbound.queue import outgoing_article, queue_mail
+from notifier.outbound.queue import one_mail, outbound_row, outgoing_article
 
 
 def context(pipeline, ticket, article, customer_email, customer_name) -> dict:
@@ -70,19 +71,23 @@ def send_auto_response(pipeline, session, decision, ticket, article) -> None:
         return
     subject = pipeline.numbers.add_to_subject(subject, ticket.number)
     mail = decision.mail
-    msg = message.build(fqdn=config.fqdn, from_addr=sender.address, from_name=sender.name,
-                        to=[(to.email, to.name)], subject=subject, body=wrap(queue, body),
-                        in_reply_to=mail.message_id,
-                        references=list(mail.references) + ([mail.message_id]
-                                                            if mail.message_id else []),
-                        auto_submitted=True)
-    sent = None
+    with one_mail(session, ticket, article, f"{kind} ({name}) to {to.email}") as attempt:
+        msg = message.build(fqdn=config.fqdn, from_addr=sender.address,
+                            from_name=sender.name, to=[(to.email, to.name)], subject=subject,
+                            body=wrap(queue, body), in_reply_to=mail.message_id,
+                            references=list(mail.references) + ([mail.message_id]
+                                                                if mail.message_id else []),
+                            auto_submitted=True)
+        row = outbound_row(msg, mail_from=sender.address, rcpt_to=[to.email],
+                           ticket_id=ticket.id, kind=kind)
+    if not attempt.ok:
+        return
     if config.outbound["store_articles"]:
         sent = outgoing_article(session, ticket, msg, sender_type="system",
                                 flags={"auto_response": kind, "template": name})
-    session.flush()
-    row = queue_mail(session, msg, mail_from=sender.address, rcpt_to=[to.email],
-                     ticket_id=ticket.id, article_id=sent.id if sent else None, kind=kind)
+        session.flush()
+        row.article_id = sent.id
+    session.add(row)
     add_history(session, ticket, "SendAutoResponse",
                 f"{kind} ({name}) queued to {to.email}: {subject}", article,
                 message_id=row.message_id)

@@ -4,7 +4,8 @@ rejected follow-up, escalation warnings and breaches, unlock timeout, pending re
 Recipients: agents with at least ``ro`` on the queue's group (through roles, or direct rights
 when allowed), plus owner and responsible; an agent who set ``notifications: {EVENT: no}`` is
 skipped, and so is the agent whose own mail caused the event. Texts come from
-``templates/notifications/<Event>.txt`` when present, else a built-in one."""
+``templates/notifications/<Event>.txt`` when present, else a built-in one. A notification
+that cannot be built is skipped alone (a history line says why); the others go."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,7 @@ from gateway.tickets import add_history
 from notifier import loopguard, message
 from notifier.autoresponse import context
 from notifier.senders import system_sender
-from notifier.outbound.queue import queue_mail
+from notifier.outbound.queue import one_mail, outbound_row
 from notifier.templates import RenderError
 
 log = logging.getLogger("ticketgate.notifications")
@@ -69,12 +70,11 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
         return 0
     numbers = TicketNumbers(config.ticket_number)
     template = config.templates.get(f"notifications/{event}.txt")
-    held, held_agents = [], []
+    sent, held = [], []
     for agent in agents:
         ok, why = loopguard.allowed(session, config, agent.emails[0], "notification", ticket.id)
         if not ok:
             held.append(f"{agent.login}: {why}")
-            held_agents.append(agent)
             continue
         rendered = None
         if template is not None:
@@ -97,19 +97,25 @@ def notify(config, session, ticket, event: str, *, article=None, exclude=None,
                     + (f"\n--- {article.subject}\n{(article.body or '')[:2000]}\n"
                        if article is not None else ""))
         subject = numbers.add_to_subject(subject, ticket.number)
-        msg = message.build(fqdn=config.fqdn, from_addr=sender.address, from_name=sender.name,
-                            to=[(agent.emails[0], agent.name)], subject=subject, body=body,
-                            auto_submitted="auto-generated",
-                            extra_headers={"X-Ticketgate-Event": event})
-        auth = config.agent_auth
-        reply_to = auth.reply_address(agent.login, ticket.id) if auth is not None else None
-        if reply_to:  # a plain "Reply" then carries the agent's proof for this ticket
-            msg["Reply-To"] = reply_to
-        queue_mail(session, msg, mail_from=sender.address, rcpt_to=[agent.emails[0]],
-                   ticket_id=ticket.id, kind="notification")
-    sent = [a.login for a in agents if a not in held_agents]
+        with one_mail(session, ticket, article,
+                      f"{event} notification to {agent.login}") as attempt:
+            msg = message.build(fqdn=config.fqdn, from_addr=sender.address,
+                                from_name=sender.name, to=[(agent.emails[0], agent.name)],
+                                subject=subject, body=body, auto_submitted="auto-generated",
+                                extra_headers={"X-Ticketgate-Event": event})
+            auth = config.agent_auth
+            reply_to = auth.reply_address(agent.login, ticket.id) if auth is not None else None
+            if reply_to:  # a plain "Reply" then carries the agent's proof for this ticket
+                msg["Reply-To"] = reply_to
+            row = outbound_row(msg, mail_from=sender.address, rcpt_to=[agent.emails[0]],
+                               ticket_id=ticket.id, kind="notification")
+        if attempt.ok:
+            session.add(row)
+            sent.append(agent)
+    if not sent and not held:
+        return 0
     add_history(session, ticket, "SendAgentNotification",
-                f"{event} sent to {', '.join(sent) or 'nobody'}"
+                f"{event} sent to {', '.join(a.login for a in sent) or 'nobody'}"
                 + (f"; not sent: {'; '.join(held)}" if held else ""), article)
     return len(sent)
 

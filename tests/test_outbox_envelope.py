@@ -48,7 +48,9 @@ def sink_factory():
 
 
 def queue_to(app, addresses, ticket_id=None, smtputf8=False):
-    """One queued mail per address (the envelope under test; the header stays ASCII)."""
+    """One queued mail per address (the envelope under test; the header stays ASCII). The
+    address is put in the row as given, as rows queued before queue_mail encoded addresses
+    hold it: delivery must encode (or refuse) it by itself."""
     with app.store.session() as session:
         for i, address in enumerate(addresses):
             msg = message.build(fqdn=app.config.fqdn, from_addr="support@example.com",
@@ -56,8 +58,9 @@ def queue_to(app, addresses, ticket_id=None, smtputf8=False):
                                 subject=f"[Ticket#1] answer {i}", body="Hello\n",
                                 auto_submitted=True)
             row = queue.queue_mail(session, msg, mail_from="support@example.com",
-                                   rcpt_to=[address], ticket_id=ticket_id, kind="auto_reply")
-            row.smtputf8 = smtputf8
+                                   rcpt_to=[f"customer{i}@example.net"], ticket_id=ticket_id,
+                                   kind="auto_reply")
+            row.rcpt_to, row.rcpt_key, row.smtputf8 = [address], address.lower(), smtputf8
 
 
 def by_rcpt(app):

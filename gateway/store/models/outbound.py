@@ -34,7 +34,7 @@ class OutboundMail(Base):
     # the claim that leases the row (a fresh random token per claim, by the database's clock
     # in claimed_until); a result is recorded only while the row still carries this token
     lease_token: Mapped[str | None] = mapped_column(String(36), index=True)
-    # the mail needs SMTPUTF8 (UTF-8 in its headers); set by whoever builds the mail
+    # UTF-8 in an envelope address or a header (RFC 6531/6532): send only with SMTPUTF8
     smtputf8: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
