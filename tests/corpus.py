@@ -23,6 +23,18 @@ MAIL_DIRS = ("zammad", "otrs", "sisimai", "flufl-bounce", "bounce-email-rb", "fl
 _MAIL_SUFFIXES = {".box", ".eml", ".txt", ".msg", ""}
 
 
+def pass_rates(results) -> dict[str, tuple[int, int]]:
+    """key -> (passed, applicable) from (key, ok) pairs; ok None = not applicable."""
+    counts: dict[str, list[int]] = {}
+    for key, ok in results:
+        if ok is None:
+            continue
+        c = counts.setdefault(key, [0, 0])
+        c[0] += ok
+        c[1] += 1
+    return {k: (a, b) for k, (a, b) in sorted(counts.items())}
+
+
 def corpus_dir() -> Path:
     """Root of the shared corpus (may not exist)."""
     env = os.environ.get("TICKETGATE_CORPUS")

@@ -16,7 +16,7 @@ import hashlib
 
 import pytest
 
-from corpus import corpus_dir, known_difference, load_expected, require_corpus
+from tests.corpus import corpus_dir, known_difference, load_expected, pass_rates, require_corpus
 from gateway.mail import ParsedMail
 from gateway.mail.parser import parse_bytes
 
@@ -164,17 +164,9 @@ def test_enmime_mail(rel, entry):
 
 def enmime_rates() -> dict[str, tuple[int, int]]:
     """key -> (passed, applicable) over all checks, documented differences counted as failed."""
-    counts: dict[str, list[int]] = {}
-    for rel, entry in load_expected(SOURCE).items():
-        if not isinstance(entry, dict):
-            continue
-        for _i, _check, key, _want, ok, _raw in _results(rel, entry):
-            if ok is None:
-                continue
-            c = counts.setdefault(key, [0, 0])
-            c[0] += ok
-            c[1] += 1
-    return {k: (a, b) for k, (a, b) in sorted(counts.items())}
+    return pass_rates((key, ok) for rel, entry in load_expected(SOURCE).items()
+                      if isinstance(entry, dict)
+                      for _i, _check, key, _want, ok, _raw in _results(rel, entry))
 
 
 def test_enmime_pass_rates(record_property):

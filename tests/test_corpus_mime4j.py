@@ -15,7 +15,7 @@ import hashlib
 
 import pytest
 
-from corpus import corpus_dir, known_difference, load_expected, require_corpus
+from tests.corpus import corpus_dir, known_difference, load_expected, require_corpus
 from gateway.mail.parser import _content_type, _payload_bytes, parse_bytes
 
 SOURCE = "mime4j"

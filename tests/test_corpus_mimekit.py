@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from corpus import corpus_dir, known_difference, load_expected, require_corpus
+from tests.corpus import corpus_dir, known_difference, load_expected, pass_rates, require_corpus
 from gateway.mail import ParsedMail
 from gateway.mail.parser import _content_type, _iter_parts, parse_bytes
 from gateway.mail.text import decode_header_value
@@ -194,17 +194,8 @@ def test_mimekit_mail(rel, entry):
 
 
 def mimekit_rates() -> dict[str, tuple[int, int]]:
-    counts: dict[str, list[int]] = {}
-    for rel, entry in load_expected(SOURCE).items():
-        if not isinstance(entry, dict):
-            continue
-        for key, ok, _raw in results(rel, entry):
-            if ok is None:
-                continue
-            c = counts.setdefault(key, [0, 0])
-            c[0] += ok
-            c[1] += 1
-    return {k: (a, b) for k, (a, b) in sorted(counts.items())}
+    return pass_rates((key, ok) for rel, entry in load_expected(SOURCE).items()
+                      if isinstance(entry, dict) for key, ok, _raw in results(rel, entry))
 
 
 def test_mimekit_pass_rates(record_property):

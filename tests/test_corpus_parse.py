@@ -20,7 +20,7 @@ import pytest
 from gateway.mail import ParsedMail
 from gateway.mail.parser import parse_bytes
 from gateway.mail.text import html_to_text
-from corpus import (MAIL_DIRS, corpus_dir, known_difference, load_ruby_yaml, mail_files,
+from tests.corpus import (MAIL_DIRS, corpus_dir, known_difference, load_ruby_yaml, mail_files,
                     require_corpus, zammad_cases)
 
 GENERATED = re.compile(r"file-\d+\.\w+")
