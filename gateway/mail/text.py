@@ -234,6 +234,8 @@ def fix_8bit(value: str, charset: str | None, defects: list[str] | None, what: s
 
 _EWORD = re.compile(r"=\?([^?\s]{1,60})\?([QqBb])\?([^?\r\n]*?)\?=")
 _WS = re.compile(r"[ \t\r\n]*")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f]")   # control characters other than tab
+_C1 = re.compile(rb"[\x80-\x9f]")
 _QHEX = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
@@ -295,8 +297,8 @@ def decode_header_value(value: str, charset: str | None = None,
     value = re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", "").replace("\n", " ")
     value = decode_words(value, defects, what)
     # Control characters other than tab make no sense in a decoded header value.
-    if any(ord(c) < 32 and c != "\t" for c in value):
-        value = re.sub(r"[\x00-\x08\x0a-\x1f]", " ", value)
+    if _CONTROL.search(value):   # a regex, not a per-character loop: headers can be huge
+        value = _CONTROL.sub(" ", value)
     return value.strip()
 
 
@@ -457,7 +459,7 @@ def html_to_text(markup: str) -> str:
 def mime_charset_name(codec: str, data: bytes) -> str:
     """MIME name for a codec we guessed (no charset declared)."""
     if codec == "cp1252":
-        return "windows-1252" if any(0x80 <= b <= 0x9F for b in data) else "iso-8859-1"
+        return "windows-1252" if _C1.search(data) else "iso-8859-1"
     if codec in ("ascii", ""):
         return "us-ascii" if codec else ""
     return codec.replace("_", "-")
