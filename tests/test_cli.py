@@ -156,3 +156,15 @@ def test_process_drains_backlog_after_several_crashes(conf_dir, db_url, count):
     assert tg(conf_dir, db_url, "process").returncode == 0
     assert time.monotonic() - start < 30
     assert rows(db_url, "select count(*) from ticket") == [(count,)]
+
+
+def test_ignored_mails_are_listed_with_their_reason(conf_dir, db_url):
+    """An X-Ticket-Ignore mail from a trusted pipe makes no ticket but is kept:
+    ``ticketgate quarantine --ignored`` lists it with the reason; plain ``quarantine`` not."""
+    mail = make_mail(subject="drop me", headers={"X-Ticket-Ignore": "yes"})
+    assert tg(conf_dir, db_url, "ingest", "--trusted", stdin=mail).returncode == 0
+    listed = tg(conf_dir, db_url, "quarantine", "--ignored")
+    assert listed.returncode == 0 and "1 ignored mail(s)" in listed.stderr.decode()
+    assert b"X-Ticket-Ignore" in listed.stdout
+    quarantined = tg(conf_dir, db_url, "quarantine")
+    assert quarantined.stdout == b"" and "0 quarantined" in quarantined.stderr.decode()

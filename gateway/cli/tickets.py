@@ -79,13 +79,14 @@ def cmd_quarantine(args) -> int:
     from gateway.store.models import InboundMail
 
     app = load_app(args)
+    status = "ignored" if args.ignored else "quarantined"
     with app.store.read_session() as session:
-        rows = session.execute(select(InboundMail).where(InboundMail.status == "quarantined")
+        rows = session.execute(select(InboundMail).where(InboundMail.status == status)
                                .order_by(InboundMail.id)).scalars().all()
         for row in rows:
             print(f"{row.id}\t{row.received_at:%Y-%m-%d %H:%M}\t{row.attempts}\t"
                   f"{row.message_id or '-'}\t{(row.error or '').splitlines()[-1:]}")
-        print(f"{len(rows)} quarantined mail(s)", file=sys.stderr)
+        print(f"{len(rows)} {status} mail(s)", file=sys.stderr)
     return EX_OK
 
 
@@ -147,6 +148,9 @@ def add_commands(sub) -> None:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("quarantine", help="list mails that failed processing repeatedly")
+    p.add_argument("--ignored", action="store_true",
+                   help="list the mails a filter or X-Ticket-Ignore dropped instead (kept, "
+                        "with the reason)")
     p.set_defaults(func=cmd_quarantine)
 
     p = sub.add_parser("reprocess", help="retry quarantined mails by inbound id")
