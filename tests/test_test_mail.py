@@ -181,3 +181,20 @@ def test_python_api_text_and_json(conf_dir, make_app):
     assert info["matched_rules"] == ["outage"]
     text = render_text(decision, app.config)
     assert "MATCH  outage" in text and "title='Outage: core-1'" in text
+
+
+def test_trust_authentication_results_is_a_choice_of_the_dry_run_too(conf_dir, db_url, tmp_path):
+    """test-mail judges Authentication-Results as the real source would: untrusted unless
+    told the MTA in front strips foreign ones (--trust-authentication-results)."""
+    from tests.mails import make_mail
+    from tests.test_agent_identity import TOM, TRUSTED_AR, add_agent_auth
+
+    add_agent_auth(conf_dir)
+    (tmp_path / "m.eml").write_bytes(make_mail(subject="New printer please", frm=TOM,
+                                               headers={"Authentication-Results": TRUSTED_AR}))
+    base = ("--conf", str(conf_dir), "--database", db_url, "test-mail", str(tmp_path / "m.eml"),
+            "--json")
+    untrusted = json.loads(cli(*base).stdout)
+    trusted = json.loads(cli(*base, "--trust-authentication-results").stdout)
+    assert untrusted["sender"]["type"] == "customer"
+    assert trusted["sender"] == {"type": "agent", "agent": "tmoore"}

@@ -122,7 +122,8 @@ def cmd_test_mail(args) -> int:
     app = load_app(args)
     mail = parse(raw)
     envelope = Envelope(source="test-mail", rcpt_to=list(args.recipient or []),
-                        trusted=args.trusted, queue=args.queue)
+                        trusted=args.trusted, queue=args.queue,
+                        trust_authentication_results=args.trust_authentication_results)
     with app.store.read_session() as session:   # a dry run: nothing is ever written
         decision = app.pipeline.decide(session, mail, envelope)
         if args.json:
@@ -162,5 +163,7 @@ def add_commands(sub) -> None:
     p.add_argument("--recipient", action="append")
     p.add_argument("--queue")
     p.add_argument("--trusted", action="store_true")
+    p.add_argument("--trust-authentication-results", action="store_true",
+                   help="as from a source whose MTA strips foreign Authentication-Results")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_test_mail)
