@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from gateway.config import ConfigError
 from gateway.config.loader import fingerprint
 from gateway.ingest.batch import GroupCommitter
+from gateway.ingest.config import trust_warnings
 from gateway.ingest.source import SourceContext
 from gateway.processing import process_pending
 
@@ -106,6 +107,8 @@ class Daemon:
         self._stopping = self._stopping or asyncio.Event()
         self._work = asyncio.Event()
         config = self.app.config
+        for warning in trust_warnings(config):   # as check-config says them
+            log.warning("config: %s", warning)
         if self.enable_worker:
             await self._drain_pending("start")   # crash recovery before new mail
         self.committer.start()

@@ -60,3 +60,27 @@ def test_x_ticket_ignore_keeps_the_mail_and_says_why(app, ingest):
         assert row.status == "ignored" and row.raw == raw
         assert row.error and "X-Ticket-Ignore" in row.error and "kept" in row.error
         assert any("X-Ticket-Ignore" in line.get("message", "") for line in row.trace)
+
+
+def test_the_daemon_logs_the_same_warnings_at_start(conf_dir, make_app, caplog):
+    import asyncio
+    import logging
+
+    from gateway.daemon import Daemon
+
+    configure_daemon(conf_dir, listeners=[
+        "{name: mx, host: 127.0.0.1, port: 2525, trusted: yes}"])   # smtp off: never bound
+    rc, out = check_config(conf_dir)
+    expected = [line.removeprefix("warning: ") for line in out.splitlines()
+                if line.startswith("warning:")]
+    assert expected, out
+    app = make_app()
+
+    async def main():
+        d = Daemon(app, imap=False, smtp=False, worker=False)
+        await d.start()
+        await d.stop()
+    with caplog.at_level(logging.WARNING, logger="ticketgate.daemon"):
+        asyncio.run(main())
+    logged = [r.getMessage() for r in caplog.records if r.name == "ticketgate.daemon"]
+    assert [f"config: {w}" for w in expected] == [m for m in logged if m.startswith("config: ")]
