@@ -16,7 +16,8 @@ import hashlib
 import pytest
 
 from tests.corpus import corpus_dir, known_difference, load_expected, require_corpus
-from gateway.mail.parser import _content_type, _payload_bytes, parse_bytes
+from gateway.mail.parser import _content_type, parse_bytes
+from gateway.mail.payload import _payload_bytes
 
 SOURCE = "mime4j"
 
