@@ -338,8 +338,8 @@ def drain(store, config, now: datetime | None = None, rounds: int = 100) -> list
         if not results:
             break
         out += results
-        if all(r.status != "sent" for r in results):
-            break
+        if all(r.status == "retry" for r in results):
+            break   # the smarthost is in trouble: the backoff decides when to try again
     return out
 
 
