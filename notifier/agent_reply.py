@@ -26,37 +26,41 @@ def send_agent_reply(pipeline, session, decision, ticket, article) -> None:
         return
     agent = pipeline.config.agents[decision.agent]
     if work.send:
-        outcome, row = "not sent: no customer address or no system address", None
-        with one_mail(session, ticket, article,
-                      f"agent {agent.login}'s reply to {ticket.customer_user}") as attempt:
-            message = customer_message(pipeline, ticket, article, work.text)
-            if message is not None:
-                row, outcome = outgoing_row(message, ticket=ticket, article=article,
-                                            kind="agent_reply")
-        if not attempt.ok:
-            outcome = f"not sent: {attempt.why}"
-        elif row is not None:
-            outcome = _add(session, pipeline.config, row, ticket, outcome)
+        outcome, row = _send(pipeline, session, ticket, article, "agent_reply",
+                             f"agent {agent.login}'s reply to {ticket.customer_user}",
+                             lambda: customer_message(pipeline, ticket, article, work.text),
+                             "no customer address or no system address")
+        if row is not None:
             article.flags = {**article.flags, "sent_message_id": row.message_id,
                              "sent": outcome}
         add_history(session, ticket, "SendAnswer",
                     f"agent {agent.login}'s reply to the customer: {outcome}", article)
     if work.refused or work.reply_refused:
-        outcome, row = "not sent: no system address", None
-        with one_mail(session, ticket, article,
-                      f"answer to {agent.login} about refused commands") as attempt:
-            message = agent_answer(pipeline, ticket, article, agent, work.verdicts,
-                                   [work.reply_refused] if work.reply_refused else [])
-            if message is not None:
-                row, outcome = outgoing_row(message, ticket=ticket, article=article,
-                                            kind="agent_command_answer")
-        if not attempt.ok:
-            outcome = f"not sent: {attempt.why}"
-        elif row is not None:
-            outcome = _add(session, pipeline.config, row, ticket, outcome)
+        extra = [work.reply_refused] if work.reply_refused else []
+        outcome, _row = _send(pipeline, session, ticket, article, "agent_command_answer",
+                              f"answer to {agent.login} about refused commands",
+                              lambda: agent_answer(pipeline, ticket, article, agent,
+                                                   work.verdicts, extra),
+                              "no system address")
         add_history(session, ticket, "AgentCommandAnswer",
                     f"answer to {agent.login} about refused commands: {outcome}",
                     article, refused=[v.command.text for v in work.refused])
+
+
+def _send(pipeline, session, ticket, article, kind: str, what: str, build, missing: str):
+    """Build one mail (``build() -> Message | None``) and queue it: (what happened, the row
+    or None). A mail that cannot be built, or that the loop guard holds back, is not sent."""
+    outcome, row = f"not sent: {missing}", None
+    with one_mail(session, ticket, article, what) as attempt:
+        message = build()
+        if message is not None:
+            row, outcome = outgoing_row(message, ticket=ticket, article=article, kind=kind)
+    if not attempt.ok:
+        return f"not sent: {attempt.why}", None
+    if row is None:
+        return outcome, None
+    outcome = _add(session, pipeline.config, row, ticket, outcome)
+    return outcome, row
 
 
 def _add(session, config, row, ticket, outcome: str) -> str:
